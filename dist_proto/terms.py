@@ -1,0 +1,415 @@
+"""Python types for Erlang terms that have no native Python counterpart.
+
+The mapping (see the README table) is:
+
+==========================  ===============================================
+Erlang                      Python
+==========================  ===============================================
+atom ``ok``                 :class:`Atom` (``Atom("ok")``), never a ``str``
+``true`` / ``false``        ``True`` / ``False``
+``undefined``               ``None``
+integer                     ``int``
+float                       ``float`` (finite only)
+binary                      ``bytes`` (``str`` encodes to a UTF-8 binary)
+bitstring                   :class:`BitString`
+tuple                       ``tuple``
+proper list, charlist       ``list`` (a charlist is a list of ``int``)
+improper list               :class:`ImproperList`
+map                         ``dict``, or :class:`TermMap` when Python would
+                            merge or cannot hash its keys
+pid / reference / port      :class:`Pid` / :class:`Reference` / :class:`Port`
+``fun M:F/A``               :class:`ExportFun`
+local fun                   :class:`Fun` (opaque, re-emitted byte-exact)
+==========================  ===============================================
+
+Every type here is immutable and hashable (as long as its contents are).
+
+>>> Atom("ok") == Atom("ok"), Atom("ok") == "ok"
+(True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = [
+    "Atom",
+    "BitString",
+    "ExportFun",
+    "Fun",
+    "ImproperList",
+    "Pid",
+    "Port",
+    "Reference",
+    "Term",
+    "TermMap",
+    "exact_key",
+]
+
+#: Any value the codec produces or accepts.
+Term = Any
+
+
+class Atom:
+    """An Erlang atom. Compares equal only to another atom with the same name.
+
+    >>> Atom("ok")
+    Atom('ok')
+    >>> str(Atom("ok"))
+    'ok'
+    """
+
+    __slots__ = ("name", "_hash")
+
+    name: str
+
+    def __init__(self, name: str) -> None:
+        if type(name) is not str:
+            raise TypeError(f"atom name must be str, not {type(name).__name__}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "_hash", hash(("atom", name)))
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("Atom is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Atom and other.name == self.name
+
+    def __ne__(self, other: object) -> bool:
+        return not (type(other) is Atom and other.name == self.name)
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"Atom({self.name!r})"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __reduce__(self) -> tuple[type[Atom], tuple[str]]:
+        return (Atom, (self.name,))
+
+
+class _Frozen:
+    """Base of the small immutable record types below (slots, value equality)."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._key() == self._key()  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._key()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (type(self), self._key())
+
+
+class Pid(_Frozen):
+    """An Erlang pid: ``<node.id.serial>`` plus the node's creation.
+
+    ID and serial are 32-bit values on OTP 26+ (``V4_NC``); treat them as opaque.
+    """
+
+    __slots__ = ("node", "id", "serial", "creation")
+
+    node: Atom
+    id: int
+    serial: int
+    creation: int
+
+    def __init__(self, node: Atom, id: int, serial: int = 0, creation: int = 0) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "serial", serial)
+        object.__setattr__(self, "creation", creation)
+
+    def __str__(self) -> str:
+        return f"<{self.node.name}.{self.id}.{self.serial}>"
+
+
+class Port(_Frozen):
+    """An Erlang port: node, id (up to 64 bits on OTP 26+) and creation."""
+
+    __slots__ = ("node", "id", "creation")
+
+    node: Atom
+    id: int
+    creation: int
+
+    def __init__(self, node: Atom, id: int, creation: int = 0) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "creation", creation)
+
+    def __str__(self) -> str:
+        return f"#Port<{self.node.name}.{self.id}>"
+
+
+class Reference(_Frozen):
+    """An Erlang reference: node, creation and 1 to 5 opaque 32-bit ID words."""
+
+    __slots__ = ("node", "creation", "ids")
+
+    node: Atom
+    creation: int
+    ids: tuple[int, ...]
+
+    def __init__(self, node: Atom, creation: int, ids: tuple[int, ...]) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "ids", tuple(ids))
+
+    def __str__(self) -> str:
+        return "#Ref<" + self.node.name + "." + ".".join(str(i) for i in reversed(self.ids)) + ">"
+
+
+class ExportFun(_Frozen):
+    """``fun Module:Function/Arity`` (``EXPORT_EXT``)."""
+
+    __slots__ = ("module", "function", "arity")
+
+    module: Atom
+    function: Atom
+    arity: int
+
+    def __init__(self, module: Atom, function: Atom, arity: int) -> None:
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "arity", arity)
+
+
+class Fun(_Frozen):
+    """A local fun (``NEW_FUN_EXT``), kept opaque.
+
+    ``data`` is the whole encoded fun starting at its tag byte (112); encoding a
+    :class:`Fun` emits those bytes unchanged. The decoded fields are exposed for
+    inspection only.
+    """
+
+    __slots__ = ("data", "module", "arity", "index", "uniq", "free_vars")
+
+    data: bytes
+    module: Atom
+    arity: int
+    index: int
+    uniq: bytes
+    free_vars: tuple[Any, ...]
+
+    def __init__(
+        self,
+        data: bytes,
+        module: Atom,
+        arity: int,
+        index: int,
+        uniq: bytes,
+        free_vars: tuple[Any, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "data", bytes(data))
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "arity", arity)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "uniq", bytes(uniq))
+        object.__setattr__(self, "free_vars", tuple(free_vars))
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.data,)
+
+    def __repr__(self) -> str:
+        return f"Fun(module={self.module!r}, arity={self.arity}, index={self.index})"
+
+
+class BitString(_Frozen):
+    """A bitstring whose length is not a multiple of 8.
+
+    ``data`` holds the bytes; ``bits`` (1..8) is how many high bits of the last
+    byte belong to the value. Unused low bits are zeroed on construction.
+
+    >>> BitString(b"\\xff", 3)
+    BitString(data=b'\\xe0', bits=3)
+    """
+
+    __slots__ = ("data", "bits")
+
+    data: bytes
+    bits: int
+
+    def __init__(self, data: bytes, bits: int) -> None:
+        data = bytes(data)
+        if not data:
+            raise ValueError("BitString needs at least one byte")
+        if not 1 <= bits <= 8:
+            raise ValueError(f"BitString bits must be 1..8, got {bits}")
+        if bits != 8:
+            mask = (0xFF << (8 - bits)) & 0xFF
+            last = data[-1] & mask
+            if last != data[-1]:
+                data = data[:-1] + bytes((last,))
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "bits", bits)
+
+    @property
+    def bit_size(self) -> int:
+        """Total length in bits (``bit_size/1``)."""
+        return (len(self.data) - 1) * 8 + self.bits
+
+
+class ImproperList(_Frozen):
+    """A list whose tail is not ``[]``: ``[a, b | tail]``.
+
+    >>> ImproperList((1, 2), Atom("t"))
+    ImproperList(items=(1, 2), tail=Atom('t'))
+    """
+
+    __slots__ = ("items", "tail")
+
+    items: tuple[Any, ...]
+    tail: Any
+
+    def __init__(self, items: Any, tail: Any) -> None:
+        items = tuple(items)
+        if not items:
+            raise ValueError("an improper list needs at least one element")
+        if type(tail) is list:
+            raise ValueError("the tail of an ImproperList must not be a list")
+        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "tail", tail)
+
+
+def exact_key(term: Any) -> Any:
+    """Return a hashable key that is equal for two terms exactly when they are ``=:=``.
+
+    Python merges ``1``, ``1.0`` and ``True`` as dict keys and cannot hash lists or
+    dicts; this key keeps every Erlang-distinct term distinct. Iterative, so any
+    depth works.
+    """
+    # Fast paths for the common scalar keys.
+    t = type(term)
+    if t is Atom or t is bytes or t is str:
+        return (t.__name__, term)
+    if t is int:
+        return ("i", term)
+    if t is float:
+        return ("f", term, str(term))  # keeps 0.0 and -0.0 apart
+    if t is bool:
+        return ("b", term)
+    # General case: post-order iterative conversion.
+    out: list[Any] = []
+    stack: list[tuple[Any, bool]] = [(term, False)]
+    while stack:
+        node, done = stack.pop()
+        nt = type(node)
+        if done:
+            kind, n = node
+            children = out[len(out) - n :] if n else []
+            del out[len(out) - n :]
+            out.append((kind, tuple(children)))
+            continue
+        if nt is int:
+            out.append(("i", node))
+        elif nt is float:
+            out.append(("f", node, str(node)))
+        elif nt is bool:
+            out.append(("b", node))
+        elif nt is tuple or nt is list:
+            kind = "t" if nt is tuple else "l"
+            stack.append(((kind, len(node)), True))
+            stack.extend((x, False) for x in reversed(node))
+        elif nt is ImproperList:
+            stack.append((("il", len(node.items) + 1), True))
+            stack.append((node.tail, False))
+            stack.extend((x, False) for x in reversed(node.items))
+        elif nt is dict or nt is TermMap:
+            pairs = list(node.items())
+            stack.append((("m", len(pairs) * 2), True))
+            for k, v in reversed(pairs):
+                stack.append((v, False))
+                stack.append((k, False))
+        else:
+            out.append((nt.__name__, node))
+    key = out[0]
+    if key[0] == "m":
+        # map equality does not depend on pair order
+        children = key[1]
+        pairs = sorted(
+            ((children[i], children[i + 1]) for i in range(0, len(children), 2)), key=repr
+        )
+        return ("m", tuple(pairs))
+    return key
+
+
+class TermMap(Mapping[Any, Any]):
+    """An Erlang map that a Python ``dict`` cannot hold losslessly.
+
+    The decoder returns a plain ``dict`` whenever it can; it returns a
+    ``TermMap`` when two keys are equal in Python but distinct in Erlang
+    (``#{1 => a, 1.0 => b}``, ``0.0`` and ``-0.0``) or when a key is not hashable
+    in Python (a list or a map). Lookups use Erlang's exact equality (``=:=``).
+
+    >>> m = TermMap([(1, Atom("a")), (1.0, Atom("b"))])
+    >>> m[1.0]
+    Atom('b')
+    """
+
+    __slots__ = ("_pairs", "_index")
+
+    def __init__(self, pairs: Any = ()) -> None:
+        if isinstance(pairs, Mapping):
+            pairs = pairs.items()
+        index: dict[Any, int] = {}
+        kept: list[tuple[Any, Any]] = []
+        for k, v in pairs:
+            ek = exact_key(k)
+            if ek in index:
+                kept[index[ek]] = (k, v)
+            else:
+                index[ek] = len(kept)
+                kept.append((k, v))
+        self._pairs: tuple[tuple[Any, Any], ...] = tuple(kept)
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._pairs[self._index[exact_key(key)]][1]
+
+    def __iter__(self) -> Iterator[Any]:
+        return (k for k, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __contains__(self, key: object) -> bool:
+        return exact_key(key) in self._index
+
+    def items(self) -> Any:
+        """The ``(key, value)`` pairs, in decode order."""
+        return list(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (TermMap, dict)):
+            return len(self) == len(other) and exact_key(self) == exact_key(other)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __hash__(self) -> int:
+        return hash(exact_key(self))
+
+    def __repr__(self) -> str:
+        return "TermMap([" + ", ".join(f"({k!r}, {v!r})" for k, v in self._pairs) + "])"

