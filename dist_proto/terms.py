@@ -60,27 +60,30 @@ class Atom:
     'ok'
     """
 
-    __slots__ = ("name", "_hash")
+    __slots__ = ("name", "_hash", "_ext")
 
     name: str
+    _hash: int
+    _ext: bytes | None
 
     def __init__(self, name: str) -> None:
         if type(name) is not str:
             raise TypeError(f"atom name must be str, not {type(name).__name__}")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "_hash", hash(("atom", name)))
+        _set_atom_name(self, name)
+        _set_atom_hash(self, hash(name) ^ _ATOM_SALT)
+        _set_atom_ext(self, None)
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError("Atom is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Atom and other.name == self.name
+        return self is other or (type(other) is Atom and other.name == self.name)
 
     def __ne__(self, other: object) -> bool:
-        return not (type(other) is Atom and other.name == self.name)
+        return not (self is other or (type(other) is Atom and other.name == self.name))
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return]
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Atom({self.name!r})"
@@ -92,10 +95,18 @@ class Atom:
         return (Atom, (self.name,))
 
 
+# Slot setters that bypass Atom.__setattr__ (which forbids mutation). ``_ext``
+# caches the atom's encoded form (filled in by the ETF codec, never compared).
+_ATOM_SALT = 0x5BD1E995
+_set_atom_name = Atom.__dict__["name"].__set__
+_set_atom_hash = Atom.__dict__["_hash"].__set__
+_set_atom_ext = Atom.__dict__["_ext"].__set__
+
+
 class _Frozen:
     """Base of the small immutable record types below (slots, value equality)."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -104,7 +115,7 @@ class _Frozen:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._key() == self._key()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._key() == self._key()  # type: ignore[attr-defined,unused-ignore]
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -295,62 +306,100 @@ def exact_key(term: Any) -> Any:
     """Return a hashable key that is equal for two terms exactly when they are ``=:=``.
 
     Python merges ``1``, ``1.0`` and ``True`` as dict keys and cannot hash lists or
-    dicts; this key keeps every Erlang-distinct term distinct. Iterative, so any
-    depth works.
+    dicts; this key keeps every Erlang-distinct term distinct, and gives the same key
+    to Python values that encode to the same term (``True`` and ``Atom("true")``,
+    ``None`` and ``Atom("undefined")``, ``str`` and its UTF-8 ``bytes``, ``[1 | [2]]``
+    written as an :class:`ImproperList` and ``[1, 2]``). Iterative, so any depth works.
+
+    >>> exact_key(1) == exact_key(1.0), exact_key(True) == exact_key(Atom("true"))
+    (False, True)
     """
-    # Fast paths for the common scalar keys.
     t = type(term)
-    if t is Atom or t is bytes or t is str:
-        return (t.__name__, term)
+    if t is Atom:
+        return ("a", term.name)
     if t is int:
         return ("i", term)
+    if t is bytes:
+        return ("y", term)
     if t is float:
-        return ("f", term, str(term))  # keeps 0.0 and -0.0 apart
-    if t is bool:
-        return ("b", term)
+        return ("f", term.hex())  # keeps 0.0 and -0.0 apart
     # General case: post-order iterative conversion.
     out: list[Any] = []
-    stack: list[tuple[Any, bool]] = [(term, False)]
+    stack: list[Any] = [term]
     while stack:
-        node, done = stack.pop()
+        node = stack.pop()
         nt = type(node)
-        if done:
-            kind, n = node
-            children = out[len(out) - n :] if n else []
-            del out[len(out) - n :]
-            out.append((kind, tuple(children)))
-            continue
-        if nt is int:
+        if nt is _Build:
+            kind, n = node.kind, node.n
+            children = tuple(out[len(out) - n :]) if n else ()
+            if n:
+                del out[len(out) - n :]
+            if kind == "m":
+                out.append(("m", frozenset(zip(children[::2], children[1::2], strict=True))))
+            else:
+                out.append((kind, children))
+        elif nt is Atom:
+            out.append(("a", node.name))
+        elif nt is int:
             out.append(("i", node))
         elif nt is float:
-            out.append(("f", node, str(node)))
+            out.append(("f", node.hex()))
         elif nt is bool:
-            out.append(("b", node))
-        elif nt is tuple or nt is list:
-            kind = "t" if nt is tuple else "l"
-            stack.append(((kind, len(node)), True))
-            stack.extend((x, False) for x in reversed(node))
-        elif nt is ImproperList:
-            stack.append((("il", len(node.items) + 1), True))
-            stack.append((node.tail, False))
-            stack.extend((x, False) for x in reversed(node.items))
+            out.append(("a", "true" if node else "false"))
+        elif node is None:
+            out.append(("a", "undefined"))
+        elif nt is bytes:
+            out.append(("y", node))
+        elif nt is str:
+            out.append(("y", node.encode("utf-8", "surrogatepass")))
+        elif nt is bytearray or nt is memoryview:
+            out.append(("y", bytes(node)))
+        elif nt is tuple:
+            stack.append(_Build("t", len(node)))
+            stack.extend(reversed(node))
+        elif nt is list or nt is ImproperList:
+            # flatten [a | [b | T]] so every spelling of one list gets one key
+            items: list[Any] = []
+            tail: Any = node
+            while True:
+                if type(tail) is list:
+                    items.extend(tail)
+                    tail = None
+                    break
+                if type(tail) is ImproperList:
+                    items.extend(tail.items)
+                    tail = tail.tail
+                    continue
+                break
+            if tail is None:
+                stack.append(_Build("l", len(items)))
+            else:
+                stack.append(_Build("il", len(items) + 1))
+                stack.append(tail)
+            stack.extend(reversed(items))
         elif nt is dict or nt is TermMap:
             pairs = list(node.items())
-            stack.append((("m", len(pairs) * 2), True))
+            stack.append(_Build("m", len(pairs) * 2))
             for k, v in reversed(pairs):
-                stack.append((v, False))
-                stack.append((k, False))
+                stack.append(v)
+                stack.append(k)
+        elif isinstance(node, int):  # int subclasses other than bool
+            out.append(("i", int(node)))
+        elif isinstance(node, float):
+            out.append(("f", float(node).hex()))
         else:
             out.append((nt.__name__, node))
-    key = out[0]
-    if key[0] == "m":
-        # map equality does not depend on pair order
-        children = key[1]
-        pairs = sorted(
-            ((children[i], children[i + 1]) for i in range(0, len(children), 2)), key=repr
-        )
-        return ("m", tuple(pairs))
-    return key
+    return out[0]
+
+
+class _Build:
+    """A marker on :func:`exact_key`'s stack: combine the last ``n`` keys."""
+
+    __slots__ = ("kind", "n")
+
+    def __init__(self, kind: str, n: int) -> None:
+        self.kind = kind
+        self.n = n
 
 
 class TermMap(Mapping[Any, Any]):

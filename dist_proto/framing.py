@@ -1,0 +1,461 @@
+"""The distribution connection after the handshake, sans I/O.
+
+Theory of operation
+-------------------
+This module implements the sections "Protocol between Connected Nodes" of OTP's
+``erl_dist_protocol`` guide and "Distribution Header" / "Distribution Header for
+Fragmented Messages" of ``erl_ext_dist``, as ``erts/emulator/beam/dist.c`` and
+``external.c`` run them.
+
+Every packet is ``Length(4) | Data``; length 0 is a tick (keep-alive). ``Data``
+is one of:
+
+* pass-through: ``112, 131 Control [131 Payload]``, used when neither
+  ``DIST_HDR_ATOM_CACHE`` nor ``FRAGMENTS`` is negotiated;
+* a distribution header ``131, 68, N, Flags, AtomCacheRefs, Control [Payload]``
+  (terms without their 131 byte; ``ATOM_CACHE_REF`` indexes the header's refs,
+  which point into a per-connection, per-direction 2048-slot cache);
+* a fragmented message: ``131, 69, SeqId(8), FragId(8), <header as 68>, Control,
+  first slice of Payload`` then ``131, 70, SeqId(8), FragId(8), slice``…, with
+  FragId counting down to 1.
+
+:class:`DistConnection` accepts all three on input whatever was negotiated (BEAM
+picks one per connection; being liberal costs nothing) and produces exactly the
+format the negotiated flags require on output: pass-through, or ``131 68 0``
+headers (we never populate an outgoing atom cache) with 69/70 fragments for
+large payloads when ``FRAGMENTS`` is negotiated.
+
+The receive path is the hot path: incoming bytes are kept in an immutable
+``bytes`` object walked with an offset, and both terms are decoded in place with
+:func:`dist_proto.etf.decode_from`. Bytes that arrive while a frame is
+incomplete wait in a ``bytearray`` and are merged only once the frame can be
+completed, so every byte is copied a bounded number of times.
+
+>>> from dist_proto.flags import DEFAULT_FLAGS
+>>> from dist_proto.control import RegSend
+>>> from dist_proto.terms import Atom, Pid
+>>> a, b = DistConnection(DEFAULT_FLAGS), DistConnection(DEFAULT_FLAGS)
+>>> pid = Pid(Atom("py@localhost"), 1, 0, 4)
+>>> b.receive_data(a.send(RegSend(pid, Atom("foo"), Atom("hi"))) + a.tick_bytes())
+>>> list(b.events())
+[ControlMessage(control=RegSend(from_pid=Pid(node=Atom('py@localhost'), id=1, serial=0, \
+creation=4), to_name=Atom('foo'), message=Atom('hi'))), Tick()]
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+from . import etf
+from .control import (
+    NO_PAYLOAD,
+    AliasSend,
+    Control,
+    RegSend,
+    Send,
+    SendSender,
+    from_term,
+)
+from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from .flags import DFlag
+from .terms import Atom, Pid, Reference, Term
+
+__all__ = [
+    "DEFAULT_FRAGMENT_SIZE",
+    "DEFAULT_MAX_FRAME",
+    "NEED_DATA",
+    "TICK",
+    "ControlMessage",
+    "DistConnection",
+    "DistEvent",
+    "Tick",
+]
+
+DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
+DEFAULT_FRAGMENT_SIZE: Final = 64 * 1024
+DEFAULT_MAX_SEQUENCES: Final = 256
+ATOM_CACHE_SIZE: Final = 2048
+
+_PASS_THROUGH: Final = 112
+_VERSION: Final = 131
+_HDR: Final = 68
+_FRAG_START: Final = 69
+_FRAG_CONT: Final = 70
+_TICK_BYTES: Final = b"\x00\x00\x00\x00"
+_HDR_PREFIX: Final = b"\x83\x44\x00"
+_U32: Final = struct.Struct(">I")
+_U64X2: Final = struct.Struct(">QQ")
+
+
+class _NeedData(Enum):
+    NEED_DATA = "NEED_DATA"
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`DistConnection.next_event` when more bytes are needed.
+NEED_DATA: Final = _NeedData.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A zero-length packet (keep-alive). Answer it with :meth:`DistConnection.tick_bytes`."""
+
+
+TICK: Final = Tick()
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """One distribution message; ``control`` carries its payload (message/reason/args)."""
+
+    control: Control
+
+
+DistEvent = Tick | ControlMessage
+
+
+class _Sequence:
+    """A fragmented message being reassembled."""
+
+    __slots__ = ("next_id", "chunks", "size", "atoms")
+
+    def __init__(self, next_id: int, chunk: bytes, atoms: list[Atom]) -> None:
+        self.next_id = next_id
+        self.chunks = [chunk]
+        self.size = len(chunk)
+        self.atoms = atoms
+
+
+class DistConnection:
+    """Framing and (de)serialisation of one connection after the handshake.
+
+    ``flags`` are the negotiated flags (``HandshakeComplete.flags``). Feed bytes
+    with :meth:`receive_data` (start with ``HandshakeComplete.leftover``), take
+    events from :meth:`next_event` or :meth:`events`, and write what :meth:`send`,
+    :meth:`send_term`, the ``encode_*`` fast paths and :meth:`tick_bytes` return.
+    Timing (ticks every ``net_ticktime/4``, dead after silence) is the caller's.
+
+    A bad packet raises :class:`RemoteProtocolError` and the connection stays in
+    an error state: BEAM kills the connection in that case, so should the caller.
+    """
+
+    def __init__(
+        self,
+        flags: int,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_message: int | None = None,
+        max_sequences: int = DEFAULT_MAX_SEQUENCES,
+        fragment_size: int = DEFAULT_FRAGMENT_SIZE,
+    ) -> None:
+        self.flags = DFlag(int(flags))
+        self.max_frame = max_frame
+        self.max_message = max_frame if max_message is None else max_message
+        self.max_sequences = max_sequences
+        if fragment_size < 1:
+            raise ValueError("fragment_size must be positive")
+        self.fragment_size = fragment_size
+        self._use_header = bool(self.flags & (DFlag.DIST_HDR_ATOM_CACHE | DFlag.FRAGMENTS))
+        self._fragments = bool(self.flags & DFlag.FRAGMENTS)
+        self._data = b""
+        self._pos = 0
+        self._pending = bytearray()
+        self._cache: list[Atom | None] = [None] * ATOM_CACHE_SIZE
+        self._sequences: dict[int, _Sequence] = {}
+        self._next_seq = 1
+        self._error: ProtocolError | None = None
+
+    # ----------------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes read from the socket. Cheap; parsing happens in :meth:`next_event`."""
+        if not data:
+            return
+        if self._pos >= len(self._data) and not self._pending:
+            self._data = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+        else:
+            self._pending += data
+
+    def events(self) -> Iterator[DistEvent]:
+        """Yield every complete event; an error is raised after the events before it."""
+        next_event = self.next_event
+        while True:
+            ev = next_event()
+            if ev is NEED_DATA:
+                return
+            yield ev
+
+    def next_event(self) -> DistEvent | _NeedData:
+        """The next :class:`Tick` or :class:`ControlMessage`, or :data:`NEED_DATA`."""
+        if self._error is not None:
+            raise self._error
+        while True:
+            data, pos = self._data, self._pos
+            avail = len(data) - pos
+            if avail >= 4:
+                n = _U32.unpack_from(data, pos)[0]
+                if n > self.max_frame:
+                    self._error = RemoteProtocolError(
+                        f"frame of {n} bytes exceeds the {self.max_frame}-byte limit"
+                    )
+                    raise self._error
+                if avail >= 4 + n:
+                    start = pos + 4
+                    self._pos = end = start + n
+                    if n == 0:
+                        return TICK
+                    try:
+                        ev = self._packet(data, start, end)
+                    except ProtocolError as exc:
+                        self._error = exc
+                        raise
+                    except DecodeError as exc:
+                        self._error = RemoteProtocolError(
+                            f"corrupted external term in distribution message: {exc.reason}"
+                            + ("" if exc.offset is None else f" (at byte {exc.offset - start})")
+                        )
+                        raise self._error from None
+                    if ev is None:
+                        continue
+                    return ev
+                need = 4 + n
+            else:
+                need = 4
+            if avail + len(self._pending) < need:
+                if avail == 0:
+                    self._data, self._pos = b"", 0
+                return NEED_DATA
+            # merge the tail with what arrived since
+            self._data = data[pos:] + self._pending
+            self._pending = bytearray()
+            self._pos = 0
+
+    def _packet(self, data: bytes, start: int, end: int) -> ControlMessage | None:
+        kind = data[start]
+        if kind == _PASS_THROUGH:
+            control, off = etf.decode_from(data, start + 1)
+            return self._message(data, control, off, end, None, True)
+        if kind != _VERSION or end - start < 2:
+            raise RemoteProtocolError(
+                f"distribution message starts with {kind}, expected 112 or 131"
+            )
+        tag = data[start + 1]
+        if tag == _HDR:
+            atoms, off = self._header(data, start + 2, end)
+            control, off = etf.decode_from(data, off, versioned=False, atom_cache=atoms)
+            return self._message(data, control, off, end, atoms, False)
+        if tag == _FRAG_START or tag == _FRAG_CONT:
+            return self._fragment(data, start, end, tag)
+        raise RemoteProtocolError(f"unknown distribution header tag {tag}")
+
+    def _message(
+        self,
+        data: bytes,
+        control: Any,
+        off: int,
+        end: int,
+        atoms: list[Atom] | None,
+        versioned: bool,
+    ) -> ControlMessage:
+        if off > end:
+            raise RemoteProtocolError("control term runs past the end of its packet")
+        payload: Term = NO_PAYLOAD
+        if off < end:
+            payload, off = etf.decode_from(data, off, versioned=versioned, atom_cache=atoms)
+            if off != end:
+                raise RemoteProtocolError(
+                    "payload term runs past the end of its packet"
+                    if off > end
+                    else f"{end - off} trailing bytes after the payload term"
+                )
+        return ControlMessage(_control(control, payload))
+
+    def _header(self, data: bytes, pos: int, end: int) -> tuple[list[Atom], int]:
+        """Parse ``N, Flags, AtomCacheRefs`` (erl_ext_dist "Distribution Header")."""
+        if pos >= end:
+            raise RemoteProtocolError("truncated distribution header")
+        n = data[pos]
+        pos += 1
+        if n == 0:
+            return [], pos
+        flag_len = n // 2 + 1
+        if pos + flag_len > end:
+            raise RemoteProtocolError("truncated distribution header flags")
+        flag_bytes = data[pos : pos + flag_len]
+        pos += flag_len
+        long_atoms = bool((flag_bytes[n // 2] >> (4 * (n & 1))) & 1)
+        cache = self._cache
+        atoms: list[Atom] = []
+        for i in range(n):
+            nib = (flag_bytes[i >> 1] >> (4 * (i & 1))) & 0xF
+            if pos >= end:
+                raise RemoteProtocolError("truncated atom cache reference")
+            slot = ((nib & 7) << 8) | data[pos]
+            pos += 1
+            if nib & 8:
+                if long_atoms:
+                    if pos + 2 > end:
+                        raise RemoteProtocolError("truncated atom cache entry")
+                    length = (data[pos] << 8) | data[pos + 1]
+                    pos += 2
+                else:
+                    if pos + 1 > end:
+                        raise RemoteProtocolError("truncated atom cache entry")
+                    length = data[pos]
+                    pos += 1
+                if pos + length > end:
+                    raise RemoteProtocolError("atom cache entry runs past the packet")
+                try:
+                    text = data[pos : pos + length].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise RemoteProtocolError(f"atom cache entry {i} is not valid UTF-8") from None
+                if len(text) > 255:
+                    raise RemoteProtocolError(f"atom cache entry {i} longer than 255 characters")
+                pos += length
+                atom = Atom(text)
+                cache[slot] = atom
+            else:
+                cached = cache[slot]
+                if cached is None:
+                    raise RemoteProtocolError(f"atom cache reference {i} to empty slot {slot}")
+                atom = cached
+            atoms.append(atom)
+        return atoms, pos
+
+    def _fragment(self, data: bytes, start: int, end: int, tag: int) -> ControlMessage | None:
+        if end - start < 18:
+            raise RemoteProtocolError("truncated fragment header")
+        seq, frag = _U64X2.unpack_from(data, start + 2)
+        pos = start + 18
+        seqs = self._sequences
+        if frag == 0:
+            raise RemoteProtocolError(f"fragment id 0 in sequence {seq}")
+        if tag == _FRAG_START:
+            if seq in seqs:
+                raise RemoteProtocolError(f"duplicate start of fragment sequence {seq}")
+            atoms, pos = self._header(data, pos, end)
+            if frag == 1:
+                control, off = etf.decode_from(data, pos, versioned=False, atom_cache=atoms)
+                return self._message(data, control, off, end, atoms, False)
+            if len(seqs) >= self.max_sequences:
+                raise RemoteProtocolError(f"more than {self.max_sequences} open fragment sequences")
+            seq_state = _Sequence(frag - 1, data[pos:end], atoms)
+            if seq_state.size > self.max_message:
+                raise RemoteProtocolError("fragmented message exceeds the size limit")
+            seqs[seq] = seq_state
+            return None
+        state = seqs.get(seq)
+        if state is None:
+            raise RemoteProtocolError(f"fragment {frag} of unknown sequence {seq}")
+        if frag != state.next_id:
+            raise RemoteProtocolError(
+                f"fragment {frag} of sequence {seq} out of order (expected {state.next_id})"
+            )
+        chunk = data[pos:end]
+        state.size += len(chunk)
+        if state.size > self.max_message:
+            del seqs[seq]
+            raise RemoteProtocolError(
+                f"fragmented message of over {self.max_message} bytes in sequence {seq}"
+            )
+        state.chunks.append(chunk)
+        if frag > 1:
+            state.next_id = frag - 1
+            return None
+        del seqs[seq]
+        whole = b"".join(state.chunks)
+        control, off = etf.decode_from(whole, 0, versioned=False, atom_cache=state.atoms)
+        return self._message(whole, control, off, len(whole), state.atoms, False)
+
+    @property
+    def open_sequences(self) -> int:
+        """Fragmented messages under reassembly."""
+        return len(self._sequences)
+
+    # ----------------------------------------------------------------- sending
+
+    @staticmethod
+    def tick_bytes() -> bytes:
+        """A tick (zero-length packet)."""
+        return _TICK_BYTES
+
+    def send(self, msg: Control) -> bytes:
+        """Encode a control message (and its payload) as one or more packets."""
+        return self.send_term(msg.to_term(), msg.payload)
+
+    def send_term(self, control: tuple[Any, ...], payload: Term = NO_PAYLOAD) -> bytes:
+        """Encode a raw control tuple and optional payload in the negotiated format."""
+        if not self._use_header:
+            body = b"\x70" + etf.encode(control)
+            if payload is not NO_PAYLOAD:
+                body += etf.encode(payload)
+            return self._frame(body)
+        ctrl = etf.encode_body(control)
+        if payload is NO_PAYLOAD:
+            return self._frame(_HDR_PREFIX + ctrl)
+        pay = etf.encode_body(payload)
+        if self._fragments and len(pay) > self.fragment_size:
+            return self._fragmented(ctrl, pay)
+        return self._frame(b"".join((_HDR_PREFIX, ctrl, pay)))
+
+    def _frame(self, body: bytes) -> bytes:
+        n = len(body)
+        if n > 0xFFFFFFFF:
+            raise LocalProtocolError(f"distribution message of {n} bytes is too large")
+        return _U32.pack(n) + body
+
+    def _fragmented(self, ctrl: bytes, pay: bytes) -> bytes:
+        size = self.fragment_size
+        count = (len(pay) + size - 1) // size
+        seq = self._next_seq
+        self._next_seq = (seq + 1) & 0xFFFFFFFFFFFFFFFF or 1
+        out = [self._frame(b"\x83\x45" + _U64X2.pack(seq, count) + b"\x00" + ctrl + pay[:size])]
+        frag = count - 1
+        for off in range(size, len(pay), size):
+            out.append(self._frame(b"\x83\x46" + _U64X2.pack(seq, frag) + pay[off : off + size]))
+            frag -= 1
+        return b"".join(out)
+
+    # Fast paths: no dataclass, control tuple built directly.
+
+    def encode_send(self, to: Pid, message: Term, from_pid: Pid | None = None) -> bytes:
+        """``erlang:send/2`` to a remote pid: SEND_SENDER if negotiated and ``from_pid``
+        is known, else SEND."""
+        if from_pid is not None and self.flags & DFlag.SEND_SENDER:
+            return self.send_term((22, from_pid, to), message)
+        return self.send_term((2, _EMPTY, to), message)
+
+    def encode_reg_send(self, from_pid: Pid, name: Atom, message: Term) -> bytes:
+        """``erlang:send({Name, Node}, Msg)``: REG_SEND."""
+        return self.send_term((6, from_pid, _EMPTY, name), message)
+
+    def encode_alias_send(self, from_pid: Pid, alias: Reference, message: Term) -> bytes:
+        """Send to a process alias (ALIAS_SEND; the caller checks ALIAS was negotiated)."""
+        return self.send_term((33, from_pid, alias), message)
+
+
+_EMPTY: Final = Atom("")
+
+
+def _control(control: Any, payload: Term) -> Control:
+    """:func:`dist_proto.control.from_term` with inline fast paths for the sends."""
+    if type(control) is tuple:
+        n = len(control)
+        op = control[0] if n else None
+        if payload is not NO_PAYLOAD and type(op) is int:
+            if op == 2 and n == 3 and type(control[2]) is Pid:
+                return Send(control[2], payload)
+            if op == 6 and n == 4 and type(control[1]) is Pid and type(control[3]) is Atom:
+                return RegSend(control[1], control[3], payload)
+            if op == 22 and n == 3 and type(control[1]) is Pid and type(control[2]) is Pid:
+                return SendSender(control[1], control[2], payload)
+            if op == 33 and n == 3 and type(control[1]) is Pid and type(control[2]) is Reference:
+                return AliasSend(control[1], control[2], payload)
+    return from_term(control, payload)

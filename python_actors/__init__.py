@@ -1,0 +1,93 @@
+"""python_actors: an OTP-style actor runtime on asyncio (pids, links, monitors,
+GenServer, Supervisor), with no sockets. See ``Runtime`` to begin.
+
+>>> import asyncio
+>>> from python_actors import Runtime, GenServer, Ok, Reply
+>>> class Hello(GenServer):
+...     def handle_call(self, name, from_, state):
+...         return Reply(f"hello {name}", state)
+>>> async def main():
+...     async with Runtime() as rt:
+...         pid = await Hello.start(runtime=rt)
+...         return await rt.call(pid, "joe")
+>>> asyncio.run(main())
+'hello joe'
+"""
+
+from .dynamic_supervisor import DynamicSupervisor
+from .errors import (
+    ActorError,
+    BadArg,
+    CallError,
+    Exit,
+    NotInProcess,
+    ReceiveTimeout,
+    StartError,
+    is_clean_exit,
+    reason_of,
+)
+from .gen_server import (
+    HIBERNATE,
+    IGNORE,
+    Continue,
+    GenServer,
+    NoReply,
+    Ok,
+    Reply,
+    Stop,
+    call,
+    cast,
+    reply,
+    stop,
+)
+from .mailbox import ANY, pattern
+from .process import Process, current_process
+from .router import Inbound, LocalRouter, Router
+from .runtime import Runtime
+from .supervisor import (
+    ChildInfo,
+    ChildSpec,
+    Supervisor,
+    SupervisorError,
+    SupervisorSpec,
+    child_spec,
+)
+
+__all__ = [
+    "ANY",
+    "HIBERNATE",
+    "IGNORE",
+    "ActorError",
+    "BadArg",
+    "CallError",
+    "ChildInfo",
+    "ChildSpec",
+    "Continue",
+    "DynamicSupervisor",
+    "Exit",
+    "GenServer",
+    "Inbound",
+    "LocalRouter",
+    "NoReply",
+    "NotInProcess",
+    "Ok",
+    "Process",
+    "ReceiveTimeout",
+    "Reply",
+    "Router",
+    "Runtime",
+    "StartError",
+    "Stop",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorSpec",
+    "call",
+    "cast",
+    "child_spec",
+    "current_process",
+    "is_clean_exit",
+    "pattern",
+    "reason_of",
+    "reply",
+    "stop",
+]
