@@ -100,12 +100,13 @@ def beam_times(data: dict[str, bytes], runs: int, quick: bool) -> dict[tuple[str
             for direction, call in (("encode", f"term_to_binary(T{i})"),
                                     ("decode", f"binary_to_term(B{i})")):
                 samples = []
-                for _ in range(runs):
+                for r in range(runs):
+                    v = f"{i}{direction[0]}{r}"  # the node keeps bindings: fresh names
                     us = decode(node.eval(
-                        f"begin S = lists:seq(1, {n}), "
-                        f"{{Tb, _}} = timer:tc(fun() -> [ok || _ <- S] end), "
-                        f"{{Tc, _}} = timer:tc(fun() -> [{call} || _ <- S] end), "
-                        f"max(Tc - Tb, 0) / {n} end", timeout=300))
+                        f"S{v} = lists:seq(1, {n}), "
+                        f"{{Tb{v}, _}} = timer:tc(fun() -> [ok || _ <- S{v}] end), "
+                        f"{{Tc{v}, _}} = timer:tc(fun() -> [{call} || _ <- S{v}] end), "
+                        f"max(Tc{v} - Tb{v}, 0) / {n}", timeout=300))
                     samples.append(us / 1e6)
                 out[(name, direction)] = statistics.median(samples)
     return out
@@ -152,7 +153,7 @@ def main() -> None:
             theirs = results[("erlang-py", direction)]
             b = beam.get((name, direction))
             beam_cols = (f"{b * 1e6:9.2f} {size / b / 1e6:8.1f}" if b else f"{'-':>9} {'-':>8}")
-            vs_beam = f"{ours / b:7.1f}x" if b else f"{'-':>8}"
+            vs_beam = f"{ours / b:7.2f}x" if b else f"{'-':>8}"
             print(
                 f"{name:<15} {direction:<6} {size:>8} | {ours * 1e6:13.2f} {size / ours / 1e6:8.1f} "
                 f"{1 / ours:9.0f} | {theirs * 1e6:12.2f} {size / theirs / 1e6:8.1f} | {beam_cols} | "

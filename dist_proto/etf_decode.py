@@ -554,6 +554,50 @@ def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     return _finish_map(keys, values, pos), p
 
 
+def _run_length(data: bytes, p: int, k: int, stride: int, tag: bytes) -> int:
+    """How many of the next ``k`` elements (``stride`` bytes each) start with ``tag``.
+
+    Looks at geometrically growing windows so short runs cost little.
+    """
+    run = 0
+    chunk = 16
+    while run < k:
+        m = min(chunk, k - run)
+        q = p + stride * run
+        tags = data[q : q + stride * m : stride]
+        same = len(tags) - len(tags.lstrip(tag))
+        run += same
+        if same < m:
+            break
+        chunk *= 4
+    return run
+
+
+def _small_run(data: bytes, p: int, k: int, items: list[Any]) -> tuple[int, int]:
+    """Decode a run of up to ``k`` SMALL_INTEGER_EXTs at ``p`` in C-speed slices."""
+    run = _run_length(data, p, k, 2, b"a")
+    end = p + 2 * run
+    if end > len(data):
+        raise IndexError
+    items.extend(data[p + 1 : end : 2])
+    return run, end
+
+
+def _i32_run(data: bytes, p: int, k: int, items: list[Any]) -> tuple[int, int]:
+    """Decode a run of up to ``k`` INTEGER_EXTs at ``p``: gather the 4 byte planes."""
+    run = _run_length(data, p, k, 5, b"b")
+    end = p + 5 * run
+    if end > len(data):
+        raise IndexError
+    buf = bytearray(4 * run)
+    buf[0::4] = data[p + 1 : end : 5]
+    buf[1::4] = data[p + 2 : end : 5]
+    buf[2::4] = data[p + 3 : end : 5]
+    buf[3::4] = data[p + 4 : end : 5]
+    items.extend(struct.unpack(f">{run}i", buf))
+    return run, end
+
+
 def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     """Decode the term at ``pos``; return it and the offset after it."""
     tag = data[pos]
@@ -609,12 +653,22 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         depth += 1
         items = []
         append = items.append
-        for _ in range(n):
+        i = 0
+        while i < n:
+            i += 1
             tag = data[p]
             if tag == 97:
+                if n - i >= 16 and data[p + 2] == 97 and data[p + 4] == 97 and data[p + 6] == 97:
+                    k, p = _small_run(data, p, n - i + 1, items)
+                    i += k - 1
+                    continue
                 append(data[p + 1])
                 p += 2
             elif tag == 98:
+                if n - i >= 16 and data[p + 5] == 98 and data[p + 10] == 98 and data[p + 15] == 98:
+                    k, p = _i32_run(data, p, n - i + 1, items)
+                    i += k - 1
+                    continue
                 append(_i32(data, p + 1)[0])
                 p += 5
             elif tag == 119:

@@ -43,7 +43,8 @@ What it rejects on purpose, with a :class:`TermSyntaxError`:
 :func:`format_term` writes the ``~w``-like one-line text, which Erlang reads
 back with ``erl_scan``/``erl_parse``. Differences from ``~w``: a binary that is
 printable ASCII is written ``<<"text">>``, printable UTF-8 ``<<"text"/utf8>>``; a
-Python ``str`` is written ``<<"text"/utf8>>``; non-Latin-1 characters in quoted
+Python ``str`` is written ``<<"text"/utf8>>`` (it reads back as ``bytes``); map
+pairs keep Python's order instead of Erlang's key order; non-Latin-1 characters in quoted
 atoms are written as themselves when printable; ``maybe`` and ``else`` are
 quoted. Pids are written ``<node.ID.Serial>``, ports ``#Port<node.ID>``,
 references ``#Ref<node.A.B.C>`` and local funs ``#Fun<module.index.uniq>``:
@@ -129,10 +130,6 @@ _ESCAPE_OUT: Final = {
     127: "\\d",
 }
 _PRINTABLE_CONTROLS: Final = frozenset((8, 9, 10, 11, 12, 13, 27))
-
-
-def _is_atom_start(c: str) -> bool:
-    return "a" <= c <= "z" or ("\xdf" <= c <= "\xff" and c != "\xf7")
 
 
 def _is_name_char(c: str) -> bool:

@@ -1,0 +1,253 @@
+"""One distribution connection to one remote node: handshake I/O, framing, ticks.
+
+Theory of operation
+-------------------
+This implements the I/O half of OTP's ``erl_dist_protocol`` ("Distribution
+Handshake" and "Protocol between Connected Nodes"); the protocol itself lives in
+:mod:`dist_proto.handshake` and :mod:`dist_proto.framing`, which own no socket.
+
+A :class:`DistProtocol` is an ``asyncio.Protocol`` with two phases. During the
+handshake, bytes are queued for the coroutine that drives the handshake object
+(:func:`bridge.connect.dial` / :func:`bridge.connect.accept`), bounded by
+``net_setuptime`` per step as BEAM does. Once the handshake is complete the
+protocol switches to the connected phase: every ``data_received`` feeds the
+:class:`dist_proto.framing.DistConnection` and hands each decoded control message
+straight to the node's router (no task per message, no per-message await).
+
+Ticks follow ``net_kernel``: every ``net_ticktime / 4`` a timer checks the link; if we
+wrote nothing in that interval we send a tick; if we have read nothing for
+``net_ticktime`` (plus a quarter, like BEAM's tick cycle) the peer is declared dead
+and the connection closes with reason ``net_tick_timeout``. Every tick received is
+answered with a tick, as erl_interface and jinterface do.
+
+No message is delivered before the handshake completes; a protocol error from the
+peer closes this connection alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dist_proto.errors import DecodeError, ProtocolError
+from dist_proto.framing import ControlMessage, DistConnection, Tick
+from dist_proto.terms import Atom
+
+if TYPE_CHECKING:
+    from dist_proto.control import Control
+
+__all__ = ["DistProtocol", "PeerConnection"]
+
+log = logging.getLogger("bridge.peer")
+
+
+class DistProtocol(asyncio.Protocol):
+    """The asyncio side of one connection, before and after the handshake."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed_exc: BaseException | None = None
+        self.closed = False
+        self.peer: PeerConnection | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None:
+            peer._on_data(data)
+            return
+        self._chunks.append(data)
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._closed_exc = exc
+        self._wake()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self.peer is not None:
+            self.peer._on_lost(exc)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- handshake phase ------------------------------------------------------------
+
+    async def read(self) -> bytes:
+        """The next chunk of bytes during the handshake; b'' when the peer closed."""
+        while not self._chunks:
+            if self.closed:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._chunks.popleft()
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def take_buffered(self) -> bytes:
+        """Bytes that arrived during the handshake and were not consumed yet."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True
+
+
+class PeerConnection:
+    """An established connection to ``name``: send control messages, receive into ``dispatch``.
+
+    ``dispatch(peer, control)`` is called for every control message; ``on_close(peer,
+    reason)`` once when the connection ends (for ``nodedown``).
+    """
+
+    def __init__(
+        self,
+        protocol: DistProtocol,
+        *,
+        name: Atom,
+        creation: int,
+        flags: int,
+        dispatch: Callable[[PeerConnection, Control], None],
+        on_close: Callable[[PeerConnection, Any], None],
+        ticktime: float,
+        max_frame: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.creation = creation
+        self.flags = flags
+        self.protocol = protocol
+        assert protocol.transport is not None
+        self.transport: asyncio.Transport = protocol.transport
+        self.conn = DistConnection(flags, max_frame=max_frame)
+        self._dispatch = dispatch
+        self._on_close = on_close
+        self.ticktime = ticktime
+        self._loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        self._last_read = now
+        self._wrote = False
+        self.open = True
+        self.close_reason: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed: asyncio.Future[Any] = self._loop.create_future()
+
+    def start(self, leftover: bytes) -> None:
+        """Switch the protocol to the connected phase and process early frames."""
+        self.protocol.peer = self
+        early = leftover + self.protocol.take_buffered()
+        self._schedule_tick()
+        if early:
+            self._on_data(early)
+        if self.protocol.closed:
+            self._on_lost(None)
+
+    def __repr__(self) -> str:
+        return f"<PeerConnection {self.name.name} {'open' if self.open else 'closed'}>"
+
+    # -- receiving ------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        if not self.open:
+            return
+        self._last_read = time.monotonic()
+        conn = self.conn
+        conn.receive_data(data)
+        dispatch = self._dispatch
+        try:
+            for event in conn.events():
+                if type(event) is ControlMessage:
+                    dispatch(self, event.control)
+                elif type(event) is Tick:
+                    self.write(conn.tick_bytes())
+                if not self.open:
+                    return
+        except (ProtocolError, DecodeError) as exc:
+            log.warning("closing connection to %s: %s", self.name.name, exc)
+            self.close(("protocol_error", str(exc)))
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        self._finish(Atom("connection_closed") if exc is None else ("connection_lost", str(exc)))
+
+    # -- sending --------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.open:
+            self._wrote = True
+            self.transport.write(data)
+
+    def send(self, control: Control) -> None:
+        """Encode and write one control message (with its payload)."""
+        if self.open:
+            self._wrote = True
+            self.transport.write(self.conn.send(control))
+
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    # -- ticks ----------------------------------------------------------------------
+
+    def _schedule_tick(self) -> None:
+        self._timer = self._loop.call_later(self.ticktime / 4, self._tick)
+
+    def _tick(self) -> None:
+        if not self.open:
+            return
+        silent_for = time.monotonic() - self._last_read
+        if silent_for > self.ticktime:
+            log.warning("node %s not responding for %.1fs, disconnecting", self.name.name, silent_for)
+            self.close(Atom("net_tick_timeout"))
+            return
+        if not self._wrote:
+            self.transport.write(self.conn.tick_bytes())
+        self._wrote = False
+        self._schedule_tick()
+
+    # -- closing --------------------------------------------------------------------
+
+    def close(self, reason: Any = None) -> None:
+        """Close the connection; fires ``on_close`` (nodedown) once."""
+        if not self.open:
+            return
+        self.transport.close()
+        self._finish(reason if reason is not None else Atom("disconnect"))
+
+    def abort(self, reason: Any) -> None:
+        if self.open:
+            self.transport.abort()
+            self._finish(reason)
+
+    def _finish(self, reason: Any) -> None:
+        if not self.open:
+            return
+        self.open = False
+        self.close_reason = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        self._on_close(self, reason)

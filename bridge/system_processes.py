@@ -1,0 +1,248 @@
+"""The system processes BEAM expects on a node: ``net_kernel``, ``rex`` and the spawner.
+
+- ``net_kernel`` answers ``{is_auth, Node}`` with ``yes``, so ``net_adm:ping/1`` gives
+  ``pong`` (DISTRIBUTION.md 7.1).
+- ``rex`` serves ``rpc``'s old protocol: ``gen_server:call({rex, Node}, {call, M, F, A, GL})``,
+  ``block_call``, casts, and the C-node form ``{Pid, {call, M, F, A, GL}}`` answered with
+  ``{rex, Result}`` (7.3).
+- The spawner answers ``SPAWN_REQUEST``: OTP 25+ ``rpc:call/4`` and ``erpc:call/4`` arrive
+  as a spawn of ``erpc:execute_call/4``, and ``spawn_request/5``, ``spawn/4``,
+  ``spawn_link/4``, ``spawn_monitor/4`` start allow-listed Python processes.
+
+Only what the Python program allow-listed runs: an rpc of anything else fails as a
+call of an undefined function does on BEAM (``undef``), and a spawn of anything
+else is refused with ``notsup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dist_proto import control as c
+from dist_proto.terms import Atom, Pid, Reference
+from python_actors import Exit, GenServer, Ok, Process, Reply, reason_of
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .peer import PeerConnection
+
+__all__ = ["NetKernel", "Rex", "Spawner"]
+
+log = logging.getLogger("bridge.system")
+
+_YES = Atom("yes")
+_IS_AUTH = Atom("is_auth")
+_CALL = Atom("call")
+_BLOCK_CALL = Atom("block_call")
+_CAST = Atom("cast")
+_REX = Atom("rex")
+_BADRPC = Atom("badrpc")
+_EXIT = Atom("EXIT")
+_UNDEF = Atom("undef")
+_ERPC = Atom("erpc")
+_EXECUTE_CALL = Atom("execute_call")
+_EXECUTE_CAST = Atom("execute_cast")
+_RETURN = Atom("return")
+_ERROR = Atom("error")
+_EXIT_CLASS = Atom("exit")
+_THROW = Atom("throw")
+_LINK = Atom("link")
+_MONITOR = Atom("monitor")
+_NOTSUP = Atom("notsup")
+_GEN_CALL = Atom("$gen_call")
+_FEATURES_REQUEST = Atom("features_request")
+_FEATURES_REPLY = Atom("features_reply")
+
+
+class NetKernel(GenServer):
+    """``net_kernel``: the part of it a remote node talks to."""
+
+    def init(self, node: Node) -> Ok:
+        return Ok(node)
+
+    def handle_call(self, request: Any, from_: Any, node: Node) -> Reply:
+        if type(request) is tuple and len(request) == 2 and request[0] == _IS_AUTH:
+            return Reply(_YES, node)
+        return Reply(Atom("error"), node)
+
+
+class RpcRefused(Exception):
+    """An rpc of a function the Python program did not allow-list."""
+
+
+def _undef(module: Atom, function: Atom, args: list[Any]) -> Any:
+    return (_UNDEF, [(module, function, list(args), [])])
+
+
+async def _apply(fn: Callable[..., Any], args: list[Any]) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Rex:
+    """``rex``, served by a process of the node; each call runs in its own process."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def start_process(self) -> Pid:
+        rt = self._node.runtime
+
+        async def loop(proc: Process) -> None:
+            proc.register(_REX)
+            while True:
+                msg = await proc.receive()
+                self._handle(proc, msg)
+
+        return rt.spawn(loop)
+
+    def _handle(self, proc: Process, msg: Any) -> None:
+        if type(msg) is not tuple or not msg:
+            return
+        if msg[0] == _GEN_CALL and len(msg) == 3:
+            from_, request = msg[1], msg[2]
+            if type(request) is tuple and len(request) == 5 and request[0] in (_CALL, _BLOCK_CALL):
+                _, m, f, a, _gl = request
+                proc.spawn(self._run_call, m, f, a, from_)
+            return
+        if msg[0] == Atom("$gen_cast") and len(msg) == 2:
+            request = msg[1]
+            if type(request) is tuple and len(request) == 5 and request[0] == _CAST:
+                _, m, f, a, _gl = request
+                proc.spawn(self._run_cast, m, f, a)
+            return
+        if len(msg) == 2 and type(msg[0]) is Pid:
+            sender, request = msg
+            if request == _FEATURES_REQUEST:
+                proc.send(sender, (_FEATURES_REPLY, self._node.atom, []))
+            elif type(request) is tuple and len(request) == 5 and request[0] in (_CALL, _BLOCK_CALL):
+                _, m, f, a, _gl = request
+                proc.spawn(self._run_cnode_call, m, f, a, sender)
+
+    async def _result(self, m: Any, f: Any, a: Any) -> Any:
+        fn = self._node._spawner.rpc_function(m, f)
+        if fn is None or type(a) is not list:
+            return (_BADRPC, (_EXIT, _undef(m, f, a if type(a) is list else [])))
+        try:
+            return await _apply(fn, a)
+        except Exit as exc:
+            return (_BADRPC, (_EXIT, exc.reason))
+        except Exception as exc:
+            return (_BADRPC, (_EXIT, reason_of(exc)))
+
+    async def _run_call(self, proc: Process, m: Any, f: Any, a: Any, from_: Any) -> None:
+        value = await self._result(m, f, a)
+        proc.runtime.reply_to(from_, value, proc.pid)
+
+    async def _run_cast(self, proc: Process, m: Any, f: Any, a: Any) -> None:
+        await self._result(m, f, a)
+
+    async def _run_cnode_call(self, proc: Process, m: Any, f: Any, a: Any, sender: Pid) -> None:
+        proc.send(sender, (_REX, await self._result(m, f, a)))
+
+
+class Spawner:
+    """Serves SPAWN_REQUEST (``erlang:spawn_request/5`` and everything built on it)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._rpc: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
+        self._spawn: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
+        self._requests: dict[Reference, asyncio.Future[Any]] = {}
+
+    # -- allow-lists ----------------------------------------------------------------
+
+    def allow_rpc(self, module: str | Atom, function: str | Atom, fn: Callable[..., Any]) -> None:
+        self._rpc[(Atom(str(module)), Atom(str(function)))] = fn
+
+    def allow_spawn(self, module: str | Atom, function: str | Atom, fn: Callable[..., Any]) -> None:
+        self._spawn[(Atom(str(module)), Atom(str(function)))] = fn
+
+    def rpc_function(self, module: Any, function: Any) -> Callable[..., Any] | None:
+        if type(module) is not Atom or type(function) is not Atom:
+            return None
+        return self._rpc.get((module, function))
+
+    # -- serving requests -----------------------------------------------------------
+
+    def handle_request(self, peer: PeerConnection, msg: c.SpawnRequest) -> None:
+        module, function, arity = msg.mfa
+        args = msg.args
+        rt = self._node.runtime
+        if msg.from_pid.node != peer.name:
+            peer.close(Atom("bad_sender"))
+            return
+        if (module, function) == (_ERPC, _EXECUTE_CALL) and arity == 4:
+            body: Callable[..., Any] = self._erpc_call
+        elif (module, function) == (_ERPC, _EXECUTE_CAST) and arity == 3:
+            body = self._erpc_cast
+        else:
+            target = self._spawn.get((module, function))
+            if target is None or type(args) is not list or len(args) != arity:
+                peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _NOTSUP))
+                return
+            if isinstance(target, type) and issubclass(target, GenServer):
+                self._node._own(self._start_gen_server(peer, msg, target), "spawn gen_server")
+                return
+            body = target
+        pid = rt.spawn(body, *args)
+        self._reply(peer, msg, pid)
+
+    def _reply(self, peer: PeerConnection, msg: c.SpawnRequest, pid: Pid) -> None:
+        rt = self._node.runtime
+        flags = 0
+        opts = msg.opts if type(msg.opts) is list else []
+        if _LINK in opts:
+            rt.deliver_link(msg.from_pid, pid)
+            flags |= 1
+        if _MONITOR in opts or any(type(o) is tuple and o and o[0] == _MONITOR for o in opts):
+            rt.deliver_monitor(msg.from_pid, pid, msg.req_id)
+            flags |= 2
+        peer.send(c.SpawnReply(msg.req_id, msg.from_pid, flags, pid))
+
+    async def _start_gen_server(self, peer: PeerConnection, msg: c.SpawnRequest, cls: type[GenServer]) -> None:
+        rt = self._node.runtime
+        arg = msg.args[0] if len(msg.args) == 1 else msg.args
+        try:
+            pid = await cls.start(arg, runtime=rt)
+        except Exception as exc:
+            log.info("spawn of %s failed: %r", cls.__name__, exc)
+            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+            return
+        if pid is None:  # init returned ignore
+            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+            return
+        if peer.open:
+            self._reply(peer, msg, pid)
+        else:
+            rt.exit(pid, Atom("kill"))
+
+    async def _erpc_call(self, proc: Process, res_ref: Any, module: Any, function: Any, args: Any) -> None:
+        """``erpc:execute_call/4``: exit with ``{Ref, return, V}`` or the exception shape."""
+        fn = self.rpc_function(module, function)
+        if fn is None or type(args) is not list:
+            raise Exit((res_ref, _ERROR, _UNDEF, [(module, function, args if type(args) is list else [], [])]))
+        try:
+            value = await _apply(fn, args)
+        except Exit as exc:
+            raise Exit((res_ref, _EXIT_CLASS, exc.reason)) from None
+        except Exception as exc:
+            raise Exit((res_ref, _ERROR, reason_of(exc), [])) from None
+        raise Exit((res_ref, _RETURN, value))
+
+    async def _erpc_cast(self, proc: Process, module: Any, function: Any, args: Any) -> None:
+        fn = self.rpc_function(module, function)
+        if fn is not None and type(args) is list:
+            await _apply(fn, args)
+
+    def handle_reply(self, peer: PeerConnection, msg: c.SpawnReply) -> None:
+        fut = self._requests.pop(msg.req_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
