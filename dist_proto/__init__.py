@@ -7,8 +7,13 @@
 
 from __future__ import annotations
 
-from .errors import DecodeError
+from .control import NO_PAYLOAD, Control
+from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .etf import decode, decode_from, encode, encode_body
+from .flags import DEFAULT_FLAGS, MANDATORY, DFlag
+from .framing import ControlMessage, DistConnection, Tick
+from .handshake import ClientHandshake, HandshakeComplete, ServerHandshake
+from .term_text import TermSyntaxError, format_term, parse_term
 from .terms import (
     Atom,
     BitString,
@@ -24,9 +29,26 @@ from .terms import (
 )
 
 __all__ = [
+    "DEFAULT_FLAGS",
+    "MANDATORY",
+    "NO_PAYLOAD",
     "Atom",
     "BitString",
+    "ClientHandshake",
+    "Control",
+    "ControlMessage",
+    "DFlag",
     "DecodeError",
+    "DistConnection",
+    "HandshakeComplete",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerHandshake",
+    "TermSyntaxError",
+    "Tick",
+    "format_term",
+    "parse_term",
     "ExportFun",
     "Fun",
     "ImproperList",
