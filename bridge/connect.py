@@ -101,7 +101,9 @@ async def run_server(
             status = decide(event)
             hs.accept(status)
             _flush(protocol, hs)
-            if status in ("nok", "not_allowed"):
+            if status == "nok":
+                raise SimultaneousConnect(peer)  # our own attempt (or another) goes on
+            if status == "not_allowed":
                 raise HandshakeFailed(peer, f"refused with status {status!r}")
         elif isinstance(event, AliveReply):
             if not event.alive:

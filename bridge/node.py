@@ -69,14 +69,20 @@ def _atom(x: Any) -> Atom:
 
 
 class _Pending:
-    """A connection being dialled, with the signals queued for it."""
+    """A connection being set up (dialled by us, or accepted and past the name check),
+    with the signals queued for it. ``task`` is our dial, if any; ``accepting`` is set
+    while an inbound handshake from that node is in progress; ``superseded`` when our
+    dial lost a simultaneous connect to the inbound one (``ok_simultaneous``)."""
 
-    __slots__ = ("queue", "task", "done")
+    __slots__ = ("queue", "task", "done", "protocol", "accepting", "superseded")
 
     def __init__(self) -> None:
         self.queue: list[Callable[[PeerConnection], bytes | None]] = []
         self.task: asyncio.Task[Any] | None = None
         self.done: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
+        self.protocol: DistProtocol | None = None
+        self.accepting = False
+        self.superseded = False
 
 
 class Node:
@@ -316,35 +322,47 @@ class Node:
                 raise UnknownNode(node.name)
             port = info.port
         loop = asyncio.get_running_loop()
+        pending = self._pending.get(node)
         try:
             _, protocol = await asyncio.wait_for(
                 loop.create_connection(DistProtocol, target.resolve(), port), self.net_setuptime
             )
         except (OSError, asyncio.TimeoutError) as exc:
+            if pending is not None and pending.superseded:
+                return await self._wait_superseding(node, pending)
             raise ConnectError(node.name, f"cannot reach port {port}: {exc!r}") from exc
         self._handshakes.add(protocol)
+        if pending is not None:
+            pending.protocol = protocol
+            if pending.superseded:
+                protocol.abort()
         try:
             hs = ClientHandshake(
                 self.name, self.cookie, flags=self.flags, creation=self.creation, peer_name=node.name
             )
             complete, _ = await run_client(protocol, hs, peer=node.name, setuptime=self.net_setuptime)
-        except SimultaneousConnect:
+        except (SimultaneousConnect, HandshakeFailed) as exc:
             protocol.abort()
-            # The peer's own attempt wins; wait for it to be accepted.
-            return await asyncio.wait_for(self._wait_peer(node), self.net_setuptime * 2)
+            if pending is not None and (pending.superseded or isinstance(exc, SimultaneousConnect)):
+                # The peer's own attempt wins (it said ``nok``, or we said
+                # ``ok_simultaneous`` to it and dropped this one): wait for it.
+                return await self._wait_superseding(node, pending)
+            raise
         except BaseException:
             protocol.abort()
             raise
         finally:
             self._handshakes.discard(protocol)
+            if pending is not None:
+                pending.protocol = None
         return self._add_peer(protocol, complete.peer_name, complete.peer_creation, int(complete.flags), complete.leftover)
 
-    async def _wait_peer(self, node: Atom) -> PeerConnection:
-        while True:
-            peer = self._peers.get(node)
-            if peer is not None and peer.open:
-                return peer
-            await asyncio.sleep(0.01)
+    async def _wait_superseding(self, node: Atom, pending: _Pending) -> PeerConnection:
+        """Wait for the peer's connection that won a simultaneous connect."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.done), self.net_setuptime * 2)
+        except asyncio.TimeoutError:
+            raise ConnectError(node.name, "simultaneous connect: the peer's attempt did not complete") from None
 
     def _accepted(self) -> DistProtocol:
         proto = _AcceptedProtocol(self)
@@ -353,16 +371,36 @@ class Node:
     async def _accept(self, protocol: DistProtocol) -> None:
         self._handshakes.add(protocol)
         hs = ServerHandshake(self.name, self.cookie, flags=self.flags, creation=self.creation)
+        claimed: list[Atom] = []  # the node whose pending entry this handshake owns
+
+        def decide(event: NameReceived) -> str:
+            status = self._decide(event)
+            if status in ("ok", "ok_simultaneous"):
+                claimed.append(Atom(event.name))
+            return status
+
+        async def drop_old(name: str) -> None:
+            claimed.append(Atom(name))
+            await self._drop_old(name)
+
         try:
             complete = await run_server(
-                protocol, hs, decide=self._decide, drop_old=self._drop_old, setuptime=self.net_setuptime
+                protocol, hs, decide=decide, drop_old=drop_old, setuptime=self.net_setuptime
             )
+        except SimultaneousConnect as exc:
+            log.debug("simultaneous connect from %s: ours wins", exc.node)
+            protocol.abort()
+            return
         except HandshakeFailed as exc:
             log.warning("refused connection from %s: %s", exc.node, exc.reason)
             protocol.abort()
+            for name in claimed:
+                self._accept_failed(name, exc)
             return
-        except BaseException:
+        except BaseException as exc:
             protocol.abort()
+            for name in claimed:
+                self._accept_failed(name, ConnectError(name.name, repr(exc)))
             raise
         finally:
             self._handshakes.discard(protocol)
@@ -372,20 +410,59 @@ class Node:
             pending.done.set_result(peer)
 
     def _decide(self, event: NameReceived) -> str:
+        """The status for an inbound handshake from ``event.name`` (``dist_util``'s
+        ``is_allowed``/``mark_pending``): a node being set up either way is pending,
+        so a signal to it waits for that handshake instead of dialling again."""
         if event.name_me:
             return "not_allowed"
         name = Atom(event.name)
         peer = self._peers.get(name)
         if peer is not None and peer.open:
             return "alive"
-        if name in self._pending:
-            return simultaneous_status(self.name, event.name)
-        return "ok"
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = _Pending()
+            pending.accepting = True
+            return "ok"
+        if pending.accepting:
+            return "nok"  # another inbound handshake from that name is already running
+        status = simultaneous_status(self.name, event.name)
+        if status == "ok_simultaneous":
+            # Its attempt wins: abandon ours at once, as net_kernel kills its set-up
+            # process, so the peer never sees our attempt as a second connection.
+            pending.accepting = True
+            pending.superseded = True
+            if pending.protocol is not None:
+                pending.protocol.abort()
+        return status
 
     async def _drop_old(self, name: str) -> None:
-        peer = self._peers.get(Atom(name))
+        atom = Atom(name)
+        if atom not in self._pending:
+            pending = self._pending[atom] = _Pending()
+            pending.accepting = True
+        peer = self._peers.get(atom)
         if peer is not None:
             peer.close(Atom("peer_restarted"))
+
+    def _accept_failed(self, name: Atom, exc: ConnectError) -> None:
+        """An inbound handshake that owned ``name``'s pending entry failed."""
+        pending = self._pending.get(name)
+        if pending is None or not pending.accepting:
+            return
+        if pending.task is not None:
+            # Our superseded dial waits on it and cleans up.
+            if not pending.done.done():
+                pending.done.set_exception(exc)
+                pending.done.exception()
+            return
+        del self._pending[name]
+        pending.queue.clear()
+        if not pending.done.done():
+            pending.done.set_exception(exc)
+            pending.done.exception()
+        if self.running and self._runtime is not None:
+            self._runtime.node_down(name)
 
     def _add_peer(self, protocol: DistProtocol, name: str, creation: int, flags: int, leftover: bytes) -> PeerConnection:
         atom = Atom(name)

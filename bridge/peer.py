@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.errors import DecodeError, ProtocolError
-from dist_proto.framing import ControlMessage, DistConnection, Tick
+from dist_proto.framing import NEED_DATA, ControlMessage, DistConnection, Tick
 from dist_proto.terms import Atom
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ class PeerConnection:
         now = time.monotonic()
         self._last_read = now
         self._wrote = False
+        self._out: list[bytes] = []  # frames written this event-loop iteration
         self.open = True
         self.close_reason: Any = None
         self._timer: asyncio.TimerHandle | None = None
@@ -177,10 +178,14 @@ class PeerConnection:
         conn = self.conn
         conn.receive_data(data)
         dispatch = self._dispatch
+        next_event = conn.next_event
         try:
-            for event in conn.events():
+            while True:
+                event = next_event()
                 if type(event) is ControlMessage:
                     dispatch(self, event.control)
+                elif event is NEED_DATA:
+                    return
                 elif type(event) is Tick:
                     self.write(conn.tick_bytes())
                 if not self.open:
@@ -195,18 +200,28 @@ class PeerConnection:
     # -- sending --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        """Queue whole frames; they go out in one ``transport.write`` per loop iteration."""
         if self.open:
-            self._wrote = True
-            self.transport.write(data)
+            out = self._out
+            if not out:
+                self._wrote = True
+                self._loop.call_soon(self._flush)
+            out.append(data)
+
+    def _flush(self) -> None:
+        out = self._out
+        if out:
+            if self.open:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def send(self, control: Control) -> None:
         """Encode and write one control message (with its payload)."""
         if self.open:
-            self._wrote = True
-            self.transport.write(self.conn.send(control))
+            self.write(self.conn.send(control))
 
     def write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size()
+        return self.transport.get_write_buffer_size() + sum(map(len, self._out))
 
     # -- ticks ----------------------------------------------------------------------
 
@@ -232,6 +247,7 @@ class PeerConnection:
         """Close the connection; fires ``on_close`` (nodedown) once."""
         if not self.open:
             return
+        self._flush()
         self.transport.close()
         self._finish(reason if reason is not None else Atom("disconnect"))
 

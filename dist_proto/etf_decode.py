@@ -8,7 +8,8 @@ Theory of operation (see protocol/DISTRIBUTION.md §6 and §9):
 
 - ``_dec`` is a recursive decoder that handles the common tags inline, in
   order of frequency, with fast paths for atoms and small integers inside
-  containers; rare tags go through ``_RARE``, a table indexed by tag.
+  containers; rare tags go through ``_RARE``, a table indexed by tag that
+  lives in :mod:`dist_proto.etf_decode_rare`.
 - When the recursion gets deeper than ``_RECURSE_LIMIT`` it hands the
   sub-term to ``_dec_iter``, which keeps its own stack, so a term nested
   100 000 deep (BEAM builds those) never raises ``RecursionError``.
@@ -19,26 +20,25 @@ Theory of operation (see protocol/DISTRIBUTION.md §6 and §9):
   anything is allocated, and a lying ``COMPRESSED`` size is caught while
   inflating.
 - Atoms are cached per encoded bytes in a bounded dict; ``true``/``false``
-  become ``bool`` and ``undefined`` becomes ``None``.
+  become ``bool`` and ``undefined`` becomes ``None``. Pids are cached per encoded
+  bytes too (senders repeat), and built without ``__init__``.
+- Distribution messages (:mod:`dist_proto.framing`) decode through
+  :func:`dist_context` / :func:`decode_dist`: one context per distribution header,
+  whose ``ATOM_CACHE_REF`` values are resolved once, not once per reference.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import DecodeError
 from .terms import (
     _ATOM_SALT,
     Atom,
-    BitString,
-    ExportFun,
-    Fun,
     ImproperList,
     Pid,
-    Port,
     Reference,
     Term,
     TermMap,
@@ -51,7 +51,9 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_UNCOMPRESSED_SIZE",
     "decode",
+    "decode_dist",
     "decode_from",
+    "dist_context",
 ]
 
 #: Default cap on nesting depth (BEAM builds terms nested 100 000 deep and more).
@@ -69,11 +71,6 @@ _i32 = struct.Struct(">i").unpack_from
 _u64 = struct.Struct(">Q").unpack_from
 _f64 = struct.Struct(">d").unpack_from
 _u32u32u32 = struct.Struct(">III").unpack_from
-_u32u8 = struct.Struct(">IB").unpack_from
-_u32u32u8 = struct.Struct(">IIB").unpack_from
-_u32x2 = struct.Struct(">II").unpack_from
-_u64u32 = struct.Struct(">QI").unpack_from
-_fun_head = struct.Struct(">IB16sII").unpack_from  # size, arity, uniq, index, num_free
 
 _SPECIAL: dict[str, Any] = {"true": True, "false": False, "undefined": None}
 _NOT_SPECIAL = object()
@@ -81,15 +78,31 @@ _new_object = object.__new__
 
 
 class _Ctx:
-    """Per-call settings: the atom cache of a distribution header and the limits."""
+    """Per-call settings: the atom cache of a distribution header and the limits.
 
-    __slots__ = ("atom_cache", "max_depth", "max_size", "limit")
+    ``resolved[i]`` is the decoded value of ``ATOM_CACHE_REF i`` (``bool``/``None``
+    for the special atoms), or ``_BAD_REF`` when the slot is not an :class:`Atom`;
+    references past its end go through :func:`_cached_atom` for the error.
+    """
+
+    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved")
 
     def __init__(self, atom_cache: Sequence[Atom] | None, max_depth: int, max_size: int) -> None:
         self.atom_cache = atom_cache
         self.max_depth = max_depth
         self.max_size = max_size
         self.limit = min(_RECURSE_LIMIT, max_depth)
+        self.resolved: list[Any] = []
+        if atom_cache is not None:
+            # a reference is one byte: no more than 256 entries can be named
+            for atom in atom_cache[:256]:
+                if type(atom) is Atom:
+                    self.resolved.append(_SPECIAL.get(atom.name, atom))
+                else:
+                    self.resolved.append(_BAD_REF)
+
+
+_BAD_REF = object()
 
 
 # --------------------------------------------------------------------------- atoms
@@ -156,6 +169,16 @@ def _cached_atom(ctx: _Ctx, index: int, pos: int) -> Any:
     return atom if special is _NOT_SPECIAL else special
 
 
+def _ctx_atom(ctx: _Ctx, index: int, pos: int) -> Any:
+    """The value of ``ATOM_CACHE_REF index`` (resolved once per context)."""
+    resolved = ctx.resolved
+    if index < len(resolved):
+        v = resolved[index]
+        if v is not _BAD_REF:
+            return v
+    return _cached_atom(ctx, index, pos)
+
+
 def _any_atom(data: bytes, pos: int, ctx: _Ctx) -> tuple[Any, int]:
     """Decode an atom of any atom tag at ``pos``; anything else is an error."""
     tag = data[pos]
@@ -166,7 +189,7 @@ def _any_atom(data: bytes, pos: int, ctx: _Ctx) -> tuple[Any, int]:
         n = _u16(data, pos + 1)[0]
         start = pos + 3
     elif tag == 82:
-        return _cached_atom(ctx, data[pos + 1], pos), pos + 2
+        return _ctx_atom(ctx, data[pos + 1], pos), pos + 2
     else:
         raise DecodeError(f"expected an atom, found tag {tag}", pos)
     if tag >= 118:
@@ -188,123 +211,61 @@ def _node_atom(data: bytes, pos: int, ctx: _Ctx) -> tuple[Atom, int]:
     return value, pos2
 
 
-# --------------------------------------------------------------------------- rare tags
-
+# --------------------------------------------------------------------------- pids, refs
 
 def _check_len(data: bytes, start: int, n: int, what: str, pos: int) -> None:
     if n > len(data) - start:
         raise DecodeError(f"{what} claims {n} bytes, only {max(len(data) - start, 0)} left", pos)
 
 
-def _d_float_ext(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    raw = data[pos + 1 : pos + 32]
-    if len(raw) != 31:
-        raise IndexError
-    text = raw.split(b"\0", 1)[0].strip()
-    try:
-        value = float(text.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        raise DecodeError("FLOAT_EXT text is not a number", pos) from None
-    if value - value != 0.0 or b"_" in text:
-        raise DecodeError("FLOAT_EXT is not a finite float", pos)
-    return value, pos + 32
-
-
-def _d_atom(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    return _any_atom(data, pos, ctx)
-
-
-def _d_large_tuple(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    n = _u32(data, pos + 1)[0]
-    _check_len(data, pos + 5, n, "LARGE_TUPLE_EXT", pos)
-    if depth >= ctx.limit:
-        return _dec_iter(data, pos, depth, ctx)
-    p = pos + 5
-    items: list[Any] = []
-    append = items.append
-    for _ in range(n):
-        v, p = _dec(data, p, depth + 1, ctx)
-        append(v)
-    return tuple(items), p
-
-
-def _d_bit_binary(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    n, bits = _u32u8(data, pos + 1)
-    _check_len(data, pos + 6, n, "BIT_BINARY_EXT", pos)
-    if not 1 <= bits <= 8:
-        raise DecodeError(f"BIT_BINARY_EXT with {bits} bits in its last byte (must be 1..8)", pos)
-    if n == 0:
-        raise DecodeError("BIT_BINARY_EXT with no bytes", pos)
-    if bits == 8:  # every bit of the last byte used: a plain binary
-        return data[pos + 6 : pos + 6 + n], pos + 6 + n
-    return BitString(data[pos + 6 : pos + 6 + n], bits), pos + 6 + n
-
-
-def _big(data: bytes, pos: int, start: int, n: int) -> tuple[int, int]:
-    _check_len(data, start + 1, n, "bignum", pos)
-    sign = data[start]
-    if sign > 1:
-        raise DecodeError(f"bignum sign byte {sign} (must be 0 or 1)", pos)
-    value = int.from_bytes(data[start + 1 : start + 1 + n], "little")
-    return (-value if sign else value), start + 1 + n
-
-
-def _d_small_big(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    return _big(data, pos, pos + 2, data[pos + 1])
-
-
-def _d_large_big(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    return _big(data, pos, pos + 5, _u32(data, pos + 1)[0])
-
-
 _pids: dict[bytes, Pid] = {}
+_cached_node_pids: dict[tuple[Atom, bytes], Pid] = {}
+_set_pid_node = Pid.__dict__["node"].__set__
+_set_pid_id = Pid.__dict__["id"].__set__
+_set_pid_serial = Pid.__dict__["serial"].__set__
+_set_pid_creation = Pid.__dict__["creation"].__set__
+
+
+def _new_pid(node: Atom, i: int, s: int, c: int) -> Pid:
+    """``Pid(node, i, s, c)`` without ``__init__``'s ``object.__setattr__`` calls."""
+    pid = _new_object(Pid)
+    _set_pid_node(pid, node)
+    _set_pid_id(pid, i)
+    _set_pid_serial(pid, s)
+    _set_pid_creation(pid, c)
+    return pid
 
 
 def _d_new_pid(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    if data[pos + 1] == 119:  # cache pids by their bytes: senders repeat
+    node_tag = data[pos + 1]
+    if node_tag == 119:  # cache pids by their bytes: senders repeat
         end = pos + 15 + data[pos + 2]
         raw = data[pos:end]
         pid = _pids.get(raw)
         if pid is not None:
             return pid, end
+    elif node_tag == 82:  # node from the atom cache: cache by (node, id words)
+        cache = ctx.atom_cache
+        i = data[pos + 2]
+        if cache is not None and i < len(cache):
+            node = cache[i]
+            if type(node) is Atom:
+                key = (node, data[pos + 3 : pos + 15])
+                pid = _cached_node_pids.get(key)
+                if pid is None:
+                    pid = _new_pid(node, *_u32u32u32(data, pos + 3))
+                    if len(_cached_node_pids) >= _ATOM_CACHE_MAX:
+                        _cached_node_pids.clear()
+                    _cached_node_pids[key] = pid
+                return pid, pos + 15
     node, p = _node_atom(data, pos + 1, ctx)
     i, s, c = _u32u32u32(data, p)
-    pid = Pid(node, i, s, c)
-    if data[pos + 1] == 119:
+    pid = _new_pid(node, i, s, c)
+    if node_tag == 119:
         if len(_pids) >= _ATOM_CACHE_MAX:
             _pids.clear()
         _pids[data[pos : p + 12]] = pid
     return pid, p + 12
-
-
-def _d_pid(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    node, p = _node_atom(data, pos + 1, ctx)
-    i, s, c = _u32u32u8(data, p)
-    return Pid(node, i, s, c), p + 9
-
-
-def _d_new_port(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    node, p = _node_atom(data, pos + 1, ctx)
-    i, c = _u32x2(data, p)
-    return Port(node, i, c), p + 8
-
-
-def _d_v4_port(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    node, p = _node_atom(data, pos + 1, ctx)
-    i, c = _u64u32(data, p)
-    return Port(node, i, c), p + 12
-
-
-def _d_port(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    node, p = _node_atom(data, pos + 1, ctx)
-    i, c = _u32u8(data, p)
-    return Port(node, i, c), p + 5
-
-
-def _d_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    node, p = _node_atom(data, pos + 1, ctx)
-    i, c = _u32u8(data, p)
-    return Reference(node, c, (i,)), p + 5
 
 
 def _d_new_reference(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
@@ -332,135 +293,6 @@ _set_ref_node = Reference.__dict__["node"].__set__
 _set_ref_creation = Reference.__dict__["creation"].__set__
 _set_ref_ids = Reference.__dict__["ids"].__set__
 
-
-def _d_export(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    module, p = _node_atom(data, pos + 1, ctx)
-    function, p = _node_atom(data, p, ctx)
-    if data[p] != 97:
-        raise DecodeError("EXPORT_EXT arity is not a SMALL_INTEGER_EXT", p)
-    return ExportFun(module, function, data[p + 1]), p + 2
-
-
-_FunHead = tuple[int, int, bytes, int, int, Atom, int, int, Pid, int]
-
-
-def _fun_header(data: bytes, pos: int, ctx: _Ctx) -> _FunHead:
-    """Parse a NEW_FUN_EXT up to its free variables.
-
-    Returns ``(size, arity, uniq, index, num_free, module, ints_start, ints_end,
-    creator, p)``: ``data[ints_start:ints_end]`` holds the old index and old uniq
-    integers and ``p`` is the offset of the first free variable.
-    """
-    size, arity, uniq, index, num_free = _fun_head(data, pos + 1)
-    _check_len(data, pos + 1, size, "NEW_FUN_EXT", pos)
-    if num_free > size:
-        raise DecodeError(f"NEW_FUN_EXT claims {num_free} free variables in {size} bytes", pos)
-    module, p = _node_atom(data, pos + 30, ctx)
-    ints_start = p
-    for what in ("old index", "old uniq"):
-        tag = data[p]
-        if tag == 97:
-            p += 2
-        elif tag == 98:
-            p += 5
-        else:
-            raise DecodeError(f"NEW_FUN_EXT {what} is not an integer", p)
-    ints_end = p
-    tag = data[p]
-    if tag == 88:
-        creator, p = _d_new_pid(data, p, 0, ctx)
-    elif tag == 103:
-        creator, p = _d_pid(data, p, 0, ctx)
-    else:
-        raise DecodeError("NEW_FUN_EXT creator is not a pid", p)
-    return size, arity, uniq, index, num_free, module, ints_start, ints_end, creator, p
-
-
-def _make_fun(data: bytes, pos: int, end: int, head: _FunHead, free: list[Any], ctx: _Ctx) -> Fun:
-    size, arity, uniq, index, num_free, module, ints_start, ints_end, creator, _ = head
-    if end - pos - 1 != size:
-        raise DecodeError(f"NEW_FUN_EXT size field {size} but its fields took {end - pos - 1}", pos)
-    if ctx.atom_cache is None:
-        raw = data[pos:end]
-    else:
-        # the raw bytes may hold ATOM_CACHE_REFs that mean nothing outside this
-        # message: rebuild the fun from its decoded fields instead
-        from .etf_encode import encode_body
-
-        parts = [
-            struct.pack(">B16sII", arity, uniq, index, num_free),
-            encode_body(module),
-            data[ints_start:ints_end],
-            encode_body(creator),
-        ]
-        parts.extend(encode_body(v) for v in free)
-        body = b"".join(parts)
-        raw = struct.pack(">BI", 112, len(body) + 4) + body
-    return Fun(raw, module, arity, index, uniq, tuple(free))
-
-
-def _d_new_fun(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    head = _fun_header(data, pos, ctx)
-    if depth >= ctx.limit and head[4]:
-        return _dec_iter(data, pos, depth, ctx)
-    p = head[9]
-    free = []
-    for _ in range(head[4]):
-        v, p = _dec(data, p, depth + 1, ctx)
-        free.append(v)
-    return _make_fun(data, pos, p, head, free, ctx), p
-
-
-def _d_atom_cache_ref(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    return _cached_atom(ctx, data[pos + 1], pos), pos + 2
-
-
-def _d_local(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    raise DecodeError(
-        "LOCAL_EXT (121) is node-local: it can only be decoded by the node that made it", pos
-    )
-
-
-def _d_fun_ext(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    raise DecodeError("FUN_EXT (117) is obsolete and not decoded since OTP 23", pos)
-
-
-def _d_compressed(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    raise DecodeError("COMPRESSED (80) is only allowed right after the version byte", pos)
-
-
-def _d_unknown(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    raise DecodeError(f"unknown or internal tag {data[pos]}", pos)
-
-
-_Decoder = Callable[[bytes, int, int, _Ctx], tuple[Any, int]]
-_RARE: list[_Decoder] = [_d_unknown] * 256
-for _tag, _fn in {
-    99: _d_float_ext,
-    100: _d_atom,
-    115: _d_atom,
-    118: _d_atom,
-    119: _d_atom,
-    105: _d_large_tuple,
-    77: _d_bit_binary,
-    110: _d_small_big,
-    111: _d_large_big,
-    88: _d_new_pid,
-    103: _d_pid,
-    89: _d_new_port,
-    120: _d_v4_port,
-    102: _d_port,
-    101: _d_reference,
-    114: _d_new_reference,
-    90: _d_new_reference,
-    113: _d_export,
-    112: _d_new_fun,
-    82: _d_atom_cache_ref,
-    121: _d_local,
-    117: _d_fun_ext,
-    80: _d_compressed,
-}.items():
-    _RARE[_tag] = _fn
 
 
 # --------------------------------------------------------------------------- containers
@@ -501,7 +333,7 @@ def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     n = _u32(data, pos + 1)[0]
     _check_len(data, pos + 5, 2 * n, "MAP_EXT", pos)
     if depth >= ctx.limit and n:
-        return _dec_iter(data, pos, depth, ctx)
+        return _rare._dec_iter(data, pos, depth, ctx)
     p = pos + 5
     d: dict[Any, Any] = {}
     depth += 1
@@ -610,12 +442,14 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         return v, end
     if tag == 97:  # SMALL_INTEGER_EXT
         return data[pos + 1], pos + 2
+    if tag == 82:  # ATOM_CACHE_REF
+        return _ctx_atom(ctx, data[pos + 1], pos), pos + 2
     if tag == 104:  # SMALL_TUPLE_EXT
         n = data[pos + 1]
         if n == 0:
             return (), pos + 2
         if depth >= ctx.limit:
-            return _dec_iter(data, pos, depth, ctx)
+            return _rare._dec_iter(data, pos, depth, ctx)
         p = pos + 2
         depth += 1
         items: list[Any] = []
@@ -631,6 +465,9 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
                 p = q
             elif tag == 97:
                 v = data[p + 1]
+                p += 2
+            elif tag == 82:
+                v = _ctx_atom(ctx, data[p + 1], p)
                 p += 2
             else:
                 v, p = _dec(data, p, depth, ctx)
@@ -648,7 +485,7 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         n = _u32(data, pos + 1)[0]
         _check_len(data, pos + 5, n, "LIST_EXT", pos)
         if depth >= ctx.limit:
-            return _dec_iter(data, pos, depth, ctx)
+            return _rare._dec_iter(data, pos, depth, ctx)
         p = pos + 5
         depth += 1
         items = []
@@ -709,105 +546,7 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
     return _RARE[tag](data, pos, depth, ctx)
 
 
-def _dec_iter(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
-    """Decode the term at ``pos`` with an explicit stack (for deeply nested terms).
-
-    ``depth`` is the nesting depth of ``pos`` in the whole term.
-    """
-    # a frame: [kind, expected item count, items, start offset, fun header]
-    # kinds: 0 tuple, 1 list (items end with the tail), 2 map (k, v, k, v ...), 3 fun
-    stack: list[list[Any]] = []
-    max_depth = ctx.max_depth
-    value: Any
-    while True:
-        start = pos
-        tag = data[pos]
-        frame: list[Any] | None = None
-        if tag == 104 or tag == 105:
-            if tag == 104:
-                n = data[pos + 1]
-                pos += 2
-            else:
-                n = _u32(data, pos + 1)[0]
-                _check_len(data, pos + 5, n, "LARGE_TUPLE_EXT", pos)
-                pos += 5
-            if n:
-                frame = [0, n, [], start, None]
-            else:
-                value = ()
-        elif tag == 108:
-            n = _u32(data, pos + 1)[0]
-            _check_len(data, pos + 5, n, "LIST_EXT", pos)
-            pos += 5
-            frame = [1, n + 1, [], start, None]
-        elif tag == 116:
-            n = _u32(data, pos + 1)[0]
-            _check_len(data, pos + 5, 2 * n, "MAP_EXT", pos)
-            pos += 5
-            if n:
-                frame = [2, 2 * n, [], start, None]
-            else:
-                value = {}
-        elif tag == 112:
-            head = _fun_header(data, pos, ctx)
-            pos = head[9]
-            if head[4]:
-                frame = [3, head[4], [], start, head]
-            else:
-                value = _make_fun(data, start, pos, head, [], ctx)
-        else:
-            value, pos = _dec(data, pos, 0, ctx)
-        if frame is not None:
-            if depth + len(stack) >= max_depth:
-                raise DecodeError(f"term nested deeper than {max_depth}", start)
-            stack.append(frame)
-            continue
-        while stack:
-            frame = stack[-1]
-            fitems = frame[2]
-            fitems.append(value)
-            if len(fitems) < frame[1]:
-                break
-            stack.pop()
-            kind = frame[0]
-            if kind == 0:
-                value = tuple(fitems)
-            elif kind == 1:
-                value = _finish_list(fitems)
-            elif kind == 2:
-                value = _finish_map(fitems[0::2], fitems[1::2], frame[3])
-            else:
-                value = _make_fun(data, frame[3], pos, frame[4], fitems, ctx)
-        else:
-            return value, pos
-
-
 # --------------------------------------------------------------------------- entry points
-
-
-def _inflate(data: bytes, pos: int, ctx: _Ctx) -> tuple[bytes, int]:
-    """Inflate the COMPRESSED term whose tag (80) is at ``pos``; return (inner, end offset)."""
-    size = _u32(data, pos + 1)[0]
-    if size == 0:
-        raise DecodeError("COMPRESSED term declares size 0", pos)
-    if size > ctx.max_size:
-        raise DecodeError(
-            f"COMPRESSED term declares {size} bytes (limit {ctx.max_size})", pos
-        )
-    z = zlib.decompressobj()
-    try:
-        out = z.decompress(memoryview(data)[pos + 5 :], size)
-        if not z.eof:
-            extra = z.decompress(z.unconsumed_tail, 1)
-            if extra:
-                raise DecodeError(f"COMPRESSED term inflates to more than {size} bytes", pos)
-    except zlib.error as e:
-        raise DecodeError(f"COMPRESSED term has bad zlib data ({e})", pos) from None
-    if not z.eof:
-        raise DecodeError("COMPRESSED term's zlib stream is truncated", len(data))
-    if len(out) != size:
-        raise DecodeError(f"COMPRESSED term inflates to {len(out)} bytes, not {size}", pos)
-    return out, len(data) - len(z.unused_data)
 
 
 def decode_from(
@@ -853,7 +592,7 @@ def decode_from(
                 raise DecodeError(f"expected the version byte 131, found {buf[pos]}", offset)
             pos += 1
             if pos < len(buf) and buf[pos] == 80:
-                inner, end = _inflate(buf, pos, ctx)
+                inner, end = _rare._inflate(buf, pos, ctx)
                 where = "compressed data"
                 try:
                     term, inner_end = _dec(inner, 0, 0, ctx)
@@ -880,6 +619,36 @@ def decode_from(
             raise DecodeError(e.reason, e.offset + base) from None
         raise
     return term, end + base
+
+
+def dist_context(atom_cache: Sequence[Atom] | None) -> _Ctx:
+    """A decoding context for :func:`decode_dist` with the default limits.
+
+    Build one per distribution header (``atom_cache`` is its list of atoms) and
+    reuse it for the control term and the payload.
+    """
+    return _Ctx(atom_cache, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE)
+
+
+def decode_dist(data: bytes, offset: int, ctx: _Ctx) -> tuple[Term, int]:
+    """``decode_from(data, offset, versioned=False, atom_cache=...)`` for ``bytes``.
+
+    The distribution fast path: ``ctx`` comes from :func:`dist_context`; the errors
+    are :func:`decode_from`'s.
+    """
+    if offset < 0 or offset > len(data):
+        raise ValueError(f"offset {offset} is outside the data ({len(data)} bytes)")
+    if offset == len(data):
+        raise DecodeError("no data (expected a term)", offset)
+    try:
+        term, end = _dec(data, offset, 0, ctx)
+    except (IndexError, struct.error):
+        raise DecodeError("unexpected end of data", len(data)) from None
+    except RecursionError:
+        raise DecodeError("term nested too deeply for this Python stack", offset) from None
+    if end > len(data):
+        raise DecodeError("unexpected end of data", len(data))
+    return term, end
 
 
 def decode(
@@ -923,3 +692,8 @@ def decode(
 
 
 _DEFAULT_CTX = _Ctx(None, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE)
+
+
+from . import etf_decode_rare as _rare  # noqa: E402  (it reaches this module at call time)
+
+_RARE = _rare.RARE

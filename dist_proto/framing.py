@@ -27,9 +27,14 @@ large payloads when ``FRAGMENTS`` is negotiated.
 
 The receive path is the hot path: incoming bytes are kept in an immutable
 ``bytes`` object walked with an offset, and both terms are decoded in place with
-:func:`dist_proto.etf.decode_from`. Bytes that arrive while a frame is
+:func:`dist_proto.etf_decode.decode_dist`. Bytes that arrive while a frame is
 incomplete wait in a ``bytearray`` and are merged only once the frame can be
-completed, so every byte is copied a bounded number of times.
+completed, so every byte is copied a bounded number of times. A distribution
+header that only refers to cached atoms (BEAM's steady state) is parsed once:
+its bytes map to the decoding context built for it, until a header writes to
+the atom cache again. The send-family control messages are built without their
+dataclass ``__init__``, and the send fast paths write their control tuple's
+bytes directly.
 
 >>> from dist_proto.flags import DEFAULT_FLAGS
 >>> from dist_proto.control import RegSend
@@ -61,6 +66,8 @@ from .control import (
     from_term,
 )
 from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from .etf_decode import _Ctx, decode_dist, dist_context
+from .etf_encode import encode_body
 from .flags import DFlag
 from .terms import Atom, Pid, Reference, Term
 
@@ -88,6 +95,9 @@ _FRAG_CONT: Final = 70
 _TICK_BYTES: Final = b"\x00\x00\x00\x00"
 _HDR_PREFIX: Final = b"\x83\x44\x00"
 _U32: Final = struct.Struct(">I")
+_pack_u32: Final = _U32.pack
+_pack_pid: Final = struct.Struct(">III").pack
+_HEADER_MEMO_MAX: Final = 512
 _U64X2: Final = struct.Struct(">QQ")
 
 
@@ -123,13 +133,13 @@ DistEvent = Tick | ControlMessage
 class _Sequence:
     """A fragmented message being reassembled."""
 
-    __slots__ = ("next_id", "chunks", "size", "atoms")
+    __slots__ = ("next_id", "chunks", "size", "ctx")
 
-    def __init__(self, next_id: int, chunk: bytes, atoms: list[Atom]) -> None:
+    def __init__(self, next_id: int, chunk: bytes, ctx: _Ctx) -> None:
         self.next_id = next_id
         self.chunks = [chunk]
         self.size = len(chunk)
-        self.atoms = atoms
+        self.ctx = ctx
 
 
 class DistConnection:
@@ -167,6 +177,8 @@ class DistConnection:
         self._pos = 0
         self._pending = bytearray()
         self._cache: list[Atom | None] = [None] * ATOM_CACHE_SIZE
+        self._header_memo: dict[bytes, _Ctx] = {}
+        self._no_atoms = dist_context([])
         self._sequences: dict[int, _Sequence] = {}
         self._next_seq = 1
         self._error: ProtocolError | None = None
@@ -241,16 +253,16 @@ class DistConnection:
         kind = data[start]
         if kind == _PASS_THROUGH:
             control, off = etf.decode_from(data, start + 1)
-            return self._message(data, control, off, end, None, True)
+            return self._message(data, control, off, end, None)
         if kind != _VERSION or end - start < 2:
             raise RemoteProtocolError(
                 f"distribution message starts with {kind}, expected 112 or 131"
             )
         tag = data[start + 1]
         if tag == _HDR:
-            atoms, off = self._header(data, start + 2, end)
-            control, off = etf.decode_from(data, off, versioned=False, atom_cache=atoms)
-            return self._message(data, control, off, end, atoms, False)
+            ctx, off = self._dist_header(data, start + 2, end)
+            control, off = decode_dist(data, off, ctx)
+            return self._message(data, control, off, end, ctx)
         if tag == _FRAG_START or tag == _FRAG_CONT:
             return self._fragment(data, start, end, tag)
         raise RemoteProtocolError(f"unknown distribution header tag {tag}")
@@ -261,21 +273,56 @@ class DistConnection:
         control: Any,
         off: int,
         end: int,
-        atoms: list[Atom] | None,
-        versioned: bool,
+        ctx: _Ctx | None,
     ) -> ControlMessage:
+        """``ctx`` is the header's decoding context; None for pass-through (versioned terms)."""
         if off > end:
             raise RemoteProtocolError("control term runs past the end of its packet")
         payload: Term = NO_PAYLOAD
         if off < end:
-            payload, off = etf.decode_from(data, off, versioned=versioned, atom_cache=atoms)
+            if ctx is None:
+                payload, off = etf.decode_from(data, off)
+            else:
+                payload, off = decode_dist(data, off, ctx)
             if off != end:
                 raise RemoteProtocolError(
                     "payload term runs past the end of its packet"
                     if off > end
                     else f"{end - off} trailing bytes after the payload term"
                 )
-        return ControlMessage(_control(control, payload))
+        ev = _new(ControlMessage)
+        _set_cm_control(ev, _control(control, payload))
+        return ev
+
+    def _dist_header(self, data: bytes, pos: int, end: int) -> tuple[_Ctx, int]:
+        """:meth:`_header` and the decoding context for it, memoised by header bytes.
+
+        A header whose every entry refers to a cached atom takes ``1 + N//2 + 1 + N``
+        bytes and means the same until the cache changes: it is looked up by those
+        bytes. A header that writes to the cache empties the memo.
+        """
+        if pos < end:
+            n = data[pos]
+            if n == 0:
+                return self._no_atoms, pos + 1
+            hend = pos + n // 2 + 2 + n
+            if hend <= end:
+                key = data[pos:hend]
+                ctx = self._header_memo.get(key)
+                if ctx is not None:
+                    return ctx, hend
+        else:
+            hend = -1
+        atoms, off = self._header(data, pos, end)
+        ctx = dist_context(atoms)
+        memo = self._header_memo
+        if off != hend:  # new cache entries: earlier headers may mean other atoms now
+            memo.clear()
+        else:
+            if len(memo) >= _HEADER_MEMO_MAX:
+                memo.clear()
+            memo[data[pos:hend]] = ctx
+        return ctx, off
 
     def _header(self, data: bytes, pos: int, end: int) -> tuple[list[Atom], int]:
         """Parse ``N, Flags, AtomCacheRefs`` (erl_ext_dist "Distribution Header")."""
@@ -340,13 +387,13 @@ class DistConnection:
         if tag == _FRAG_START:
             if seq in seqs:
                 raise RemoteProtocolError(f"duplicate start of fragment sequence {seq}")
-            atoms, pos = self._header(data, pos, end)
+            ctx, pos = self._dist_header(data, pos, end)
             if frag == 1:
-                control, off = etf.decode_from(data, pos, versioned=False, atom_cache=atoms)
-                return self._message(data, control, off, end, atoms, False)
+                control, off = decode_dist(data, pos, ctx)
+                return self._message(data, control, off, end, ctx)
             if len(seqs) >= self.max_sequences:
                 raise RemoteProtocolError(f"more than {self.max_sequences} open fragment sequences")
-            seq_state = _Sequence(frag - 1, data[pos:end], atoms)
+            seq_state = _Sequence(frag - 1, data[pos:end], ctx)
             if seq_state.size > self.max_message:
                 raise RemoteProtocolError("fragmented message exceeds the size limit")
             seqs[seq] = seq_state
@@ -371,8 +418,8 @@ class DistConnection:
             return None
         del seqs[seq]
         whole = b"".join(state.chunks)
-        control, off = etf.decode_from(whole, 0, versioned=False, atom_cache=state.atoms)
-        return self._message(whole, control, off, len(whole), state.atoms, False)
+        control, off = decode_dist(whole, 0, state.ctx)
+        return self._message(whole, control, off, len(whole), state.ctx)
 
     @property
     def open_sequences(self) -> int:
@@ -423,17 +470,43 @@ class DistConnection:
             frag -= 1
         return b"".join(out)
 
-    # Fast paths: no dataclass, control tuple built directly.
+    # Fast paths: no dataclass, control tuple bytes built directly.
+
+    def _framed(self, ctrl: bytes, message: Term) -> bytes:
+        """``ctrl`` (encoded control tuple, no version byte) and ``message`` as packets."""
+        pay = encode_body(message)
+        if self._fragments and len(pay) > self.fragment_size:
+            return self._fragmented(ctrl, pay)
+        n = 3 + len(ctrl) + len(pay)
+        if n > 0xFFFFFFFF:
+            raise LocalProtocolError(f"distribution message of {n} bytes is too large")
+        return b"".join((_pack_u32(n), _HDR_PREFIX, ctrl, pay))
 
     def encode_send(self, to: Pid, message: Term, from_pid: Pid | None = None) -> bytes:
         """``erlang:send/2`` to a remote pid: SEND_SENDER if negotiated and ``from_pid``
         is known, else SEND."""
         if from_pid is not None and self.flags & DFlag.SEND_SENDER:
+            if self._use_header:
+                ctrl = _pid_pair(b"h\x03a\x16", from_pid, to)
+                if ctrl is not None:
+                    return self._framed(ctrl, message)
             return self.send_term((22, from_pid, to), message)
+        if self._use_header:
+            ctrl = _pid_pair(b"h\x03a\x02w\x00", None, to)
+            if ctrl is not None:
+                return self._framed(ctrl, message)
         return self.send_term((2, _EMPTY, to), message)
 
     def encode_reg_send(self, from_pid: Pid, name: Atom, message: Term) -> bytes:
         """``erlang:send({Name, Node}, Msg)``: REG_SEND."""
+        if self._use_header and type(name) is Atom:
+            ctrl = _pid_pair(b"h\x04a\x06", None, from_pid)
+            if ctrl is not None:
+                ext = name._ext
+                return self._framed(
+                    b"".join((ctrl, b"w\x00", ext if ext is not None else encode_body(name))),
+                    message,
+                )
         return self.send_term((6, from_pid, _EMPTY, name), message)
 
     def encode_alias_send(self, from_pid: Pid, alias: Reference, message: Term) -> bytes:
@@ -441,21 +514,76 @@ class DistConnection:
         return self.send_term((33, from_pid, alias), message)
 
 
+def _pid_ext(pid: Any) -> bytes | None:
+    """NEW_PID_EXT of ``pid``, or None to let the general encoder (and its errors) do it."""
+    if type(pid) is not Pid or type(pid.node) is not Atom:
+        return None
+    ext = pid.node._ext
+    if ext is None:
+        return None
+    try:
+        return b"X" + ext + _pack_pid(pid.id, pid.serial, pid.creation)
+    except struct.error:
+        return None
+
+
+def _pid_pair(prefix: bytes, a: Pid | None, b: Pid) -> bytes | None:
+    """``prefix`` then the encoded pids ``a`` (if given) and ``b``; None if one cannot be."""
+    eb = _pid_ext(b)
+    if eb is None:
+        return None
+    if a is None:
+        return prefix + eb
+    ea = _pid_ext(a)
+    return None if ea is None else b"".join((prefix, ea, eb))
+
+
 _EMPTY: Final = Atom("")
 
 
+_new = object.__new__
+_set_cm_control = ControlMessage.__dict__["control"].__set__
+
+
+def _setters(cls: type, *fields: str) -> tuple[Any, ...]:
+    return tuple(cls.__dict__[f].__set__ for f in fields)
+
+
+_SEND_SET = _setters(Send, "to_pid", "message")
+_REG_SEND_SET = _setters(RegSend, "from_pid", "to_name", "message")
+_SEND_SENDER_SET = _setters(SendSender, "from_pid", "to_pid", "message")
+
+
 def _control(control: Any, payload: Term) -> Control:
-    """:func:`dist_proto.control.from_term` with inline fast paths for the sends."""
+    """:func:`dist_proto.control.from_term` with inline fast paths for the sends.
+
+    The send messages are built without their frozen dataclass ``__init__`` (the
+    fields are set through the slots), which halves what building one costs.
+    """
     if type(control) is tuple:
         n = len(control)
         op = control[0] if n else None
         if payload is not NO_PAYLOAD and type(op) is int:
-            if op == 2 and n == 3 and type(control[2]) is Pid:
-                return Send(control[2], payload)
             if op == 6 and n == 4 and type(control[1]) is Pid and type(control[3]) is Atom:
-                return RegSend(control[1], control[3], payload)
+                msg: Any = _new(RegSend)
+                f, t, m = _REG_SEND_SET
+                f(msg, control[1])
+                t(msg, control[3])
+                m(msg, payload)
+                return msg  # type: ignore[no-any-return]
             if op == 22 and n == 3 and type(control[1]) is Pid and type(control[2]) is Pid:
-                return SendSender(control[1], control[2], payload)
+                msg = _new(SendSender)
+                f, t, m = _SEND_SENDER_SET
+                f(msg, control[1])
+                t(msg, control[2])
+                m(msg, payload)
+                return msg  # type: ignore[no-any-return]
+            if op == 2 and n == 3 and type(control[2]) is Pid:
+                msg = _new(Send)
+                t, m = _SEND_SET
+                t(msg, control[2])
+                m(msg, payload)
+                return msg  # type: ignore[no-any-return]
             if op == 33 and n == 3 and type(control[1]) is Pid and type(control[2]) is Reference:
                 return AliasSend(control[1], control[2], payload)
     return from_term(control, payload)

@@ -150,6 +150,22 @@ class Pid(_Frozen):
         object.__setattr__(self, "serial", serial)
         object.__setattr__(self, "creation", creation)
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.node, self.id, self.serial, self.creation)
+
+    def __eq__(self, other: object) -> bool:
+        # spelled out: pids are compared on every call reply and link/monitor lookup
+        return self is other or (
+            type(other) is Pid
+            and self.id == other.id
+            and self.serial == other.serial
+            and self.creation == other.creation
+            and self.node == other.node
+        )
+
+    def __hash__(self) -> int:
+        return hash(("Pid", (self.node, self.id, self.serial, self.creation)))
+
     def __str__(self) -> str:
         return f"<{self.node.name}.{self.id}.{self.serial}>"
 
@@ -168,6 +184,9 @@ class Port(_Frozen):
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "creation", creation)
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.node, self.id, self.creation)
+
     def __str__(self) -> str:
         return f"#Port<{self.node.name}.{self.id}>"
 
@@ -185,6 +204,21 @@ class Reference(_Frozen):
         object.__setattr__(self, "node", node)
         object.__setattr__(self, "creation", creation)
         object.__setattr__(self, "ids", tuple(ids))
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.node, self.creation, self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        # spelled out: a call's reply tag is compared with every message it sees
+        return self is other or (
+            type(other) is Reference
+            and self.ids == other.ids
+            and self.creation == other.creation
+            and self.node == other.node
+        )
+
+    def __hash__(self) -> int:
+        return hash(("Reference", (self.node, self.creation, self.ids)))
 
     def __str__(self) -> str:
         return "#Ref<" + self.node.name + "." + ".".join(str(i) for i in reversed(self.ids)) + ">"

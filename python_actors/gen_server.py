@@ -307,7 +307,9 @@ class GenServer:
         rt._start_task(proc, run_init())
         death = loop.create_task(rt.join(proc.pid))
         try:
-            finished, _ = await asyncio.wait({done, death}, timeout=timeout)
+            finished, _ = await asyncio.wait(
+                {done, death}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             death.cancel()
         if done in finished:

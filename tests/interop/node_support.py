@@ -27,14 +27,20 @@ def py_node(epmd_port: int, *, prefix: str = "py", cookie: str = TEST_COOKIE, **
     return Node(py_name(prefix), cookie=cookie, epmd_port=epmd_port, **options)
 
 
+def scoped(expr: str) -> str:
+    """``expr`` inside a fun, so its variables do not stay bound in the BEAM's
+    evaluation loop (whose bindings persist from one eval to the next)."""
+    return f"(fun() -> {expr} end)()"
+
+
 async def ev(beam: BeamNode, expr: str, timeout: float = 60) -> Any:
-    """``beam.eval_term(expr)`` off the event loop."""
-    return await asyncio.to_thread(beam.eval_term, expr, timeout)
+    """``beam.eval_term(expr)`` off the event loop, variables scoped to this eval."""
+    return await asyncio.to_thread(beam.eval_term, scoped(expr), timeout)
 
 
 async def check(beam: BeamNode, expr: str, timeout: float = 60) -> None:
-    """``beam.check(expr)`` off the event loop."""
-    await asyncio.to_thread(beam.check, expr, timeout)
+    """``beam.check(expr)`` off the event loop, variables scoped to this eval."""
+    await asyncio.to_thread(beam.check, scoped(expr), timeout)
 
 
 async def start_beam(runtime: Any, epmd_port: int | None, **kwargs: Any) -> BeamNode:

@@ -1,0 +1,147 @@
+"""Messages between BEAM processes and Python processes, on every required OTP major.
+
+Sends to registered names (``{Name, Node}``) and to pids in both directions, and
+per-pair ordering under load: a BEAM process sends 100 000 messages to a Python
+registered name, Python echoes each to the sender pid, and the BEAM receives them
+back in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bridge import Node
+from dist_proto.terms import Atom, Pid
+from python_actors import Process
+from tests.beam import BeamNode, Epmd
+from tests.interop.node_support import check, ev, py_node, q
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture
+async def node(epmd: Epmd) -> Any:
+    async with py_node(epmd.port) as n:
+        yield n
+
+
+async def _register_eval_process(beam: BeamNode, name: str) -> None:
+    """Register the BEAM's evaluation process (it outlives each eval) under ``name``."""
+    await check(beam, f"begin catch unregister({name}), register({name}, self()) end")
+
+
+async def _flush(beam: BeamNode) -> None:
+    """Drop anything a failed test left in the evaluation process's mailbox."""
+    await ev(beam, "(fun F() -> receive _ -> F() after 0 -> ok end end)()")
+
+
+async def _unregister(beam: BeamNode, name: str) -> None:
+    await ev(beam, f"catch unregister({name})")
+    await _flush(beam)
+
+
+async def test_python_sends_to_beam_registered_name(beam: BeamNode, node: Node) -> None:
+    await _register_eval_process(beam, "msg_box1")
+    try:
+        await node.send(("msg_box1", beam.name), (Atom("hello"), b"bin", "text", [1, 2.5]))
+        got = await ev(beam, "receive M -> M after 5000 -> timeout end")
+        assert got == (Atom("hello"), b"bin", b"text", [1, 2.5])
+    finally:
+        await _unregister(beam, "msg_box1")
+
+
+async def test_beam_sends_to_python_registered_name(beam: BeamNode, node: Node) -> None:
+    async with node.process("py_box1") as box:
+        await check(beam, f"begin {{py_box1, {q(node.name)}}} ! {{from_beam, self(), <<\"x\">>}}, true end")
+        msg = await box.receive(timeout=5)
+        assert msg[0] == Atom("from_beam")
+        assert type(msg[1]) is Pid and msg[1].node == Atom(beam.name)
+        assert msg[2] == b"x"
+
+
+async def test_pids_both_ways(beam: BeamNode, node: Node) -> None:
+    """Python sends its pid to a BEAM pid; the BEAM answers to the Python pid."""
+    beam_pid = await ev(beam, "self()")
+    assert type(beam_pid) is Pid and beam_pid.node == Atom(beam.name)
+    async with node.process() as me:
+        await node.send(beam_pid, (Atom("ping"), me.pid, 42))
+        got = await ev(beam, "receive {ping, From, N} -> From ! {pong, self(), N + 1}, From after 5000 -> timeout end")
+        assert got == me.pid
+        reply = await me.receive(timeout=5)
+        assert reply == (Atom("pong"), beam_pid, 43)
+    await _flush(beam)
+
+
+async def test_send_from_inside_a_python_process(beam: BeamNode, node: Node) -> None:
+    """A spawned Python process uses ``proc.send`` to a ``(name, node)`` and receives the answer."""
+    await _register_eval_process(beam, "msg_box2")
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def body(proc: Process) -> None:
+        proc.send((Atom("msg_box2"), Atom(beam.name)), (Atom("q"), proc.pid))
+        done.set_result(await proc.receive(timeout=5))
+
+    try:
+        node.spawn(body)
+        assert await ev(beam, "receive {q, P} -> P ! {a, node()}, ok after 5000 -> timeout end") == Atom("ok")
+        assert await asyncio.wait_for(done, 5) == (Atom("a"), Atom(beam.name))
+    finally:
+        await _unregister(beam, "msg_box2")
+
+
+async def test_python_to_beam_ordering(beam: BeamNode, node: Node) -> None:
+    n = 5000
+    await _register_eval_process(beam, "msg_order")
+    try:
+        for i in range(n):
+            await node.send(("msg_order", beam.name), i)
+        got = await ev(
+            beam,
+            f"(fun L(I) when I =:= {n} -> ok; L(I) -> receive I -> L(I + 1); X -> {{out_of_order, I, X}}"
+            " after 5000 -> {timeout, I} end end)(0)",
+        )
+        assert got == Atom("ok")
+    finally:
+        await _unregister(beam, "msg_order")
+
+
+async def test_echo_100k_in_order(beam: BeamNode, node: Node) -> None:
+    """100 000 messages BEAM -> Python name -> back to the BEAM pid, in order both ways."""
+    n = 100_000
+    seen_in_order = True
+
+    async def echo(proc: Process) -> None:
+        nonlocal seen_in_order
+        proc.register("echo100k")
+        expected = 1
+        while True:
+            msg = await proc.receive()
+            if msg == Atom("stop"):
+                return
+            sender, i = msg
+            if i != expected:
+                seen_in_order = False
+            expected = i + 1
+            proc.send(sender, (Atom("echo"), i))
+
+    pid = node.spawn(echo)
+    try:
+        result = await ev(
+            beam,
+            f"begin Self = self(), Py = {{echo100k, {q(node.name)}}},"
+            f" Sender = spawn_link(fun() -> [Py ! {{Self, I}} || I <- lists:seq(1, {n})] end),"
+            " Recv = fun R(I) when I > " + str(n) + " -> ok;"
+            "           R(I) -> receive {echo, I} -> R(I + 1);"
+            "                           {echo, X} -> {out_of_order, I, X}"
+            "                   after 20000 -> {timeout, I} end end,"
+            " Res = Recv(1), unlink(Sender), Res end",
+            timeout=120,
+        )
+        assert result == Atom("ok")
+        assert seen_in_order
+    finally:
+        await node.send(pid, Atom("stop"))
+        await node.runtime.join(pid, 5)
