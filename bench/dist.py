@@ -11,7 +11,9 @@ end; on the other end is, in turn, node A (the BEAM <-> BEAM reference), a
 ``bridge.Node`` in this process, and a JInterface node (bench/JNode.java,
 compiled with javac into a temporary folder). The BEAM side of every workload is
 the same compiled module, bench/bench_dist.erl, built with OTP 25's ``erlc`` (OTP
-28 loads OTP 25 beams, and erl_eval funs would slow the BEAM side down).
+28 loads OTP 25 beams, and erl_eval funs would slow the BEAM side down). The BEAM
+nodes run with ``+sbwt none``: on a small machine, schedulers spinning for work
+would otherwise take the CPU the peer under test needs.
 
 Workloads:
 

@@ -781,6 +781,9 @@ class Runtime:
     async def _shutdown(self, p: Process, timeout: float) -> None:
         if not p.alive:
             return
+        if p.behaviour is None and p.task is None:  # a proxy (call from outside, tester)
+            self._exit_process(p, SHUTDOWN)
+            return
         fut: asyncio.Future[Any] = self._loop_().create_future()
         self._joiners.setdefault(_key(p.pid), []).append(fut)
         beh = p.behaviour

@@ -1,0 +1,116 @@
+%% @doc Python actors as children of Erlang and Elixir supervisors.
+%%
+%% A Python node (`bridge.Node`) allow-lists the actors BEAM may start
+%% (`node.allow_spawn("counter", Counter)`). {@link start_link/3} starts one of them
+%% on that node through `erlang:spawn_request/5`, linked to the caller, and returns
+%% only after the actor's `init` has run, like `gen_server:start_link/3`:
+%%
+%% ```
+%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, [0]),
+%% 5 = gen_server:call(Pid, get).
+%% '''
+%%
+%% As a supervisor child:
+%%
+%% ```
+%% ChildSpec = beam_bridge:child_spec(#{id => counter, node => 'py@127.0.0.1',
+%%                                      actor => counter, args => [0]}),
+%% supervisor:start_child(Sup, ChildSpec).
+%% '''
+%%
+%% Shutdown follows OTP: the supervisor sends `exit(Pid, shutdown)` and the Python
+%% actor (which traps exits when started this way) runs `terminate/2` within the
+%% child's shutdown time; `brutal_kill` kills it. If the Python node goes away, the
+%% link fires with `noconnection` and the supervisor restarts the child according to
+%% its restart type once the node is back.
+%%
+%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])`.
+%% The Python spawner answers the spawn request only after `init`: with the pid, or
+%% with the error `ignore`, or with `init_failed` preceded by the message
+%% `{beam_bridge_init_failed, ReqId, Reason}`.
+-module(beam_bridge).
+
+-export([start_link/3, start_link/4, start/3, start/4, child_spec/1]).
+
+-type start_opts() :: #{timeout => timeout(), link => boolean()}.
+-export_type([start_opts/0]).
+
+-define(DEFAULT_TIMEOUT, 5000).
+
+%% @doc Start the allow-listed Python actor `Actor' on `Node' with `Args', linked
+%% to the caller. Returns `{ok, Pid}' after the actor's `init', `ignore' when
+%% `init' returns ignore, or `{error, Reason}'.
+-spec start_link(node(), atom(), term()) -> {ok, pid()} | ignore | {error, term()}.
+start_link(Node, Actor, Args) ->
+    start_link(Node, Actor, Args, #{}).
+
+%% @doc Like {@link start_link/3}, with options: `timeout' (milliseconds, default
+%% 5000) for the whole start.
+-spec start_link(node(), atom(), term(), start_opts()) ->
+          {ok, pid()} | ignore | {error, term()}.
+start_link(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) ->
+    do_start(Node, Actor, Args, Opts#{link => true}).
+
+%% @doc Start a Python actor without a link (like `gen_server:start/3').
+-spec start(node(), atom(), term()) -> {ok, pid()} | ignore | {error, term()}.
+start(Node, Actor, Args) ->
+    start(Node, Actor, Args, #{}).
+
+%% @doc Like {@link start/3}, with options.
+-spec start(node(), atom(), term(), start_opts()) -> {ok, pid()} | ignore | {error, term()}.
+start(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) ->
+    do_start(Node, Actor, Args, Opts#{link => false}).
+
+do_start(Node, Actor, Args, Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    SpawnOpts = case maps:get(link, Opts) of
+                    true -> [link];
+                    false -> []
+                end,
+    ReqId = erlang:spawn_request(Node, beam_bridge, start_actor, [Actor, Args], SpawnOpts),
+    receive
+        {spawn_reply, ReqId, ok, Pid} ->
+            {ok, Pid};
+        {spawn_reply, ReqId, error, ignore} ->
+            ignore;
+        {spawn_reply, ReqId, error, init_failed} ->
+            receive
+                {beam_bridge_init_failed, ReqId, Reason} -> {error, Reason}
+            after 0 ->
+                {error, init_failed}
+            end;
+        {spawn_reply, ReqId, error, notsup} ->
+            {error, {not_allowed, Node, Actor}};
+        {spawn_reply, ReqId, error, Reason} ->
+            {error, Reason}
+    after Timeout ->
+        case erlang:spawn_request_abandon(ReqId) of
+            true ->
+                {error, timeout};
+            false ->
+                %% The reply arrived meanwhile: take it and stop what it started.
+                receive
+                    {spawn_reply, ReqId, ok, Pid} ->
+                        exit(Pid, kill),
+                        {error, timeout};
+                    {spawn_reply, ReqId, error, Reason} ->
+                        {error, Reason}
+                end
+        end
+    end.
+
+%% @doc A supervisor child spec (a map) for a Python actor. Keys: `node',
+%% `actor' (required), `args' (default `[]'), `id' (default the actor name),
+%% `restart' (default `permanent'), `shutdown' (default 5000), `timeout'
+%% (start timeout, default 5000).
+-spec child_spec(#{node := node(), actor := atom(), atom() => term()}) ->
+          supervisor:child_spec().
+child_spec(#{node := Node, actor := Actor} = Spec) ->
+    Args = maps:get(args, Spec, []),
+    StartOpts = #{timeout => maps:get(timeout, Spec, ?DEFAULT_TIMEOUT)},
+    #{id => maps:get(id, Spec, Actor),
+      start => {beam_bridge, start_link, [Node, Actor, Args, StartOpts]},
+      restart => maps:get(restart, Spec, permanent),
+      shutdown => maps:get(shutdown, Spec, 5000),
+      type => worker,
+      modules => [beam_bridge]}.
