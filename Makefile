@@ -33,10 +33,16 @@ lint: venv
 	$(PY) -m ruff check dist_proto python_actors bridge tests bench
 	$(PY) -m mypy
 
-test: deps
+erl-build: erlang
+	rebar3 compile
+
+erl-test: erl-build
+	rebar3 eunit
+
+test: deps erl-test
 	$(PY) -m pytest -q -p no:cacheprovider
 
-demo: deps
+demo: deps erl-build
 	$(PY) -m bridge demo
 
 bench: deps

@@ -33,10 +33,11 @@ class BlockingNode:
     def __init__(self, name: str, cookie: str | None = None, **options: Any) -> None:
         from bridge.node import Node
 
+        # Built before the loop thread starts: bad arguments must not leave a thread behind.
+        self._node: Node = Node(name, cookie=cookie, **options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{name}", daemon=True)
         self._thread.start()
-        self._node: Node = Node(name, cookie=cookie, **options)
         try:
             self._submit(self._node.start(), None)
         except BaseException:

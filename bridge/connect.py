@@ -19,8 +19,8 @@ from dist_proto.handshake import (
     ClientHandshake,
     HandshakeComplete,
     HandshakeRejected,
-    NameReceived,
     Named,
+    NameReceived,
     ServerHandshake,
 )
 
@@ -33,7 +33,7 @@ __all__ = ["run_client", "run_server"]
 async def _feed(protocol: DistProtocol, hs: ClientHandshake | ServerHandshake, setuptime: float, who: str) -> None:
     try:
         data = await asyncio.wait_for(protocol.read(), setuptime)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise HandshakeFailed(who, f"handshake step timed out after {setuptime:g}s") from None
     if not data:
         raise HandshakeFailed(who, "connection closed during the handshake")

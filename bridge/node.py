@@ -45,7 +45,14 @@ from .connect import run_client, run_server
 from .cookie import resolve_cookie
 from .epmd_client import EpmdError, Registration, epmd_port_from_env, port_please, register
 from .epmd_server import EpmdServer, ensure_epmd
-from .errors import ConnectError, HandshakeFailed, NodeNotRunning, RpcError, SimultaneousConnect, UnknownNode
+from .errors import (
+    ConnectError,
+    HandshakeFailed,
+    NodeNotRunning,
+    RpcError,
+    SimultaneousConnect,
+    UnknownNode,
+)
 from .naming import parse_node_name
 from .peer import DistProtocol, PeerConnection
 from .routing import NodeRouter
@@ -289,7 +296,7 @@ class Node:
 
     async def _dial(self, node: Atom, pending: _Pending) -> None:
         try:
-            peer = await self._dial_once(node)
+            peer = await self._dial_once(node, pending)
         except BaseException as exc:
             if self._pending.get(node) is pending:
                 del self._pending[node]
@@ -306,7 +313,7 @@ class Node:
         if not pending.done.done():
             pending.done.set_result(peer)
 
-    async def _dial_once(self, node: Atom) -> PeerConnection:
+    async def _dial_once(self, node: Atom, pending: _Pending) -> PeerConnection:
         target = parse_node_name(node.name)
         port = self._ports.get(node.name)
         if port is None:
@@ -321,21 +328,22 @@ class Node:
             if info is None:
                 raise UnknownNode(node.name)
             port = info.port
+        if pending.superseded:
+            return await self._wait_superseding(node, pending)
         loop = asyncio.get_running_loop()
-        pending = self._pending.get(node)
         try:
             _, protocol = await asyncio.wait_for(
                 loop.create_connection(DistProtocol, target.resolve(), port), self.net_setuptime
             )
-        except (OSError, asyncio.TimeoutError) as exc:
-            if pending is not None and pending.superseded:
+        except (TimeoutError, OSError) as exc:
+            if pending.superseded:
                 return await self._wait_superseding(node, pending)
             raise ConnectError(node.name, f"cannot reach port {port}: {exc!r}") from exc
+        if pending.superseded:
+            protocol.abort()
+            return await self._wait_superseding(node, pending)
         self._handshakes.add(protocol)
-        if pending is not None:
-            pending.protocol = protocol
-            if pending.superseded:
-                protocol.abort()
+        pending.protocol = protocol
         try:
             hs = ClientHandshake(
                 self.name, self.cookie, flags=self.flags, creation=self.creation, peer_name=node.name
@@ -343,7 +351,7 @@ class Node:
             complete, _ = await run_client(protocol, hs, peer=node.name, setuptime=self.net_setuptime)
         except (SimultaneousConnect, HandshakeFailed) as exc:
             protocol.abort()
-            if pending is not None and (pending.superseded or isinstance(exc, SimultaneousConnect)):
+            if pending.superseded or isinstance(exc, SimultaneousConnect):
                 # The peer's own attempt wins (it said ``nok``, or we said
                 # ``ok_simultaneous`` to it and dropped this one): wait for it.
                 return await self._wait_superseding(node, pending)
@@ -353,15 +361,14 @@ class Node:
             raise
         finally:
             self._handshakes.discard(protocol)
-            if pending is not None:
-                pending.protocol = None
+            pending.protocol = None
         return self._add_peer(protocol, complete.peer_name, complete.peer_creation, int(complete.flags), complete.leftover)
 
     async def _wait_superseding(self, node: Atom, pending: _Pending) -> PeerConnection:
         """Wait for the peer's connection that won a simultaneous connect."""
         try:
             return await asyncio.wait_for(asyncio.shield(pending.done), self.net_setuptime * 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ConnectError(node.name, "simultaneous connect: the peer's attempt did not complete") from None
 
     def _accepted(self) -> DistProtocol:

@@ -55,7 +55,11 @@ class _State:
     __slots__ = ("children", "restarts", "max_restarts", "max_seconds", "max_children", "extra")
 
     def __init__(
-        self, max_restarts: int, max_seconds: float, max_children: int | None, extra: tuple[Any, ...]
+        self,
+        max_restarts: int,
+        max_seconds: float,
+        max_children: int | None,
+        extra: tuple[Any, ...],
     ) -> None:
         self.children: dict[Pid, ChildSpec] = {}
         self.restarts: deque[float] = deque()
@@ -91,7 +95,7 @@ class DynamicSupervisor(GenServer):
         current_process().trap_exit = True
         return Ok(args)
 
-    async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:  # type: ignore[override]
+    async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
         if request == Atom("which_children"):
             out = [
                 (_UNDEF, pid, Atom(s.type), s.modules if s.modules is not None else [])
@@ -128,7 +132,7 @@ class DynamicSupervisor(GenServer):
         state.children[pid] = cs
         return (_OK, pid)
 
-    async def handle_info(self, message: Any, state: _State) -> Any:  # type: ignore[override]
+    async def handle_info(self, message: Any, state: _State) -> Any:
         if not (type(message) is tuple and len(message) == 3 and message[0] == EXIT):
             return NoReply(state)
         spec = state.children.pop(message[1], None)
@@ -148,7 +152,7 @@ class DynamicSupervisor(GenServer):
                 state.children[pid] = spec
             return NoReply(state)
 
-    async def terminate(self, reason: Any, state: Any) -> None:  # type: ignore[override]
+    async def terminate(self, reason: Any, state: Any) -> None:
         if isinstance(state, _State) and state.children:
             children = [(p, s.shutdown) for p, s in state.children.items()]
             state.children.clear()

@@ -482,7 +482,9 @@ class GenServer:
 
     def _exit(self, reason: Any) -> None:
         if not is_clean_exit(reason):
-            log.error("GenServer %s (%s) terminating: %r", self._proc.pid, type(self).__name__, reason)
+            log.error(
+                "GenServer %s (%s) terminating: %r", self._proc.pid, type(self).__name__, reason
+            )
         self._proc.runtime._exit_process(self._proc, reason)
 
     def _on_exit(self) -> None:

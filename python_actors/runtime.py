@@ -42,13 +42,13 @@ from .errors import (
     EXIT,
     KILL,
     KILLED,
-    NOCONNECTION,
     NOPROC,
     NORMAL,
     SHUTDOWN,
     BadArg,
     reason_of,
 )
+from .inbound import InboundMixin
 from .process import BUSY, IDLE, QUEUED, RUNNING, Process, _current, _maybe_current
 from .router import LocalRouter, Router
 
@@ -74,7 +74,7 @@ def _as_atom(name: Any) -> Atom:
     raise BadArg(f"not a name: {name!r}")
 
 
-class Runtime:
+class Runtime(InboundMixin):
     """A set of processes on one node: ``erlang`` BIFs, registry, scheduler.
 
     ``node_name`` is this node's name (``nonode@nohost`` when not distributed) and
@@ -644,109 +644,6 @@ class Runtime:
             return True
         return False
 
-    # -- inbound half of the router (see router.Inbound) ------------------------------
-
-    def deliver(self, to: Pid | Atom, message: Any) -> None:
-        if type(to) is Pid:
-            p = self._get(to) if self.is_local(to) else None
-        else:
-            p = self._names.get(_as_atom(to))
-        if p is not None:
-            self._deliver(p, message)
-
-    def deliver_alias(self, alias: Reference, message: Any) -> None:
-        p = self._aliases.get(alias)
-        if p is not None:
-            self._deliver(p, message)
-
-    def deliver_exit(self, from_pid: Pid, to: Pid, reason: Any) -> None:
-        p = self._get(to)
-        if p is None or not p.links or p.links.get(from_pid) != 0:
-            return
-        del p.links[from_pid]
-        self._link_signal(p, from_pid, reason)
-
-    def deliver_exit2(self, from_pid: Pid, to: Pid, reason: Any) -> None:
-        p = self._get(to)
-        if p is not None:
-            self._exit2_signal(p, from_pid, reason)
-
-    def deliver_link(self, from_pid: Pid, to: Pid) -> None:
-        p = self._get(to)
-        if p is None:
-            self._router.exit(to, from_pid, NOPROC)
-            return
-        if p.links is None:
-            p.links = {}
-        if from_pid not in p.links:
-            p.links[from_pid] = 0
-            self._track_remote(p, from_pid.node)
-
-    def deliver_unlink(self, from_pid: Pid, to: Pid, unlink_id: int) -> None:
-        p = self._get(to)
-        if p is not None and p.links and p.links.get(from_pid) == 0:
-            del p.links[from_pid]
-        self._router.unlink_ack(to, from_pid, unlink_id)
-
-    def deliver_unlink_ack(self, from_pid: Pid, to: Pid, unlink_id: int) -> None:
-        p = self._get(to)
-        if p is not None and p.links and p.links.get(from_pid) == unlink_id:
-            del p.links[from_pid]
-
-    def deliver_monitor(self, watcher: Pid, target: Pid | Atom, ref: Reference) -> bool:
-        if type(target) is Pid:
-            o = self._get(target) if self.is_local(target) else None
-        else:
-            o = self._names.get(_as_atom(target))
-        if o is None:
-            return False
-        if o.watchers is None:
-            o.watchers = {}
-        o.watchers[ref] = (watcher, target)
-        self._track_remote(o, watcher.node)
-        return True
-
-    def deliver_demonitor(self, watcher: Pid, target: Pid | Atom, ref: Reference) -> None:
-        if type(target) is Pid:
-            o = self._get(target) if self.is_local(target) else None
-        else:
-            o = self._names.get(_as_atom(target))
-        if o is not None and o.watchers:
-            o.watchers.pop(ref, None)
-
-    def deliver_down(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
-        p = self._get(watcher)
-        if p is None or not p.monitors:
-            return
-        item = p.monitors.pop(ref, None)
-        if item is not None:
-            self._deliver(p, (DOWN, ref, _PROCESS, item, reason))
-
-    def node_down(self, node: Atom) -> None:
-        procs = self._remote.pop(node, None)
-        if not procs:
-            return
-        for p in list(procs):
-            if not p.alive:
-                continue
-            if p.watchers:
-                for ref in [r for r, (w, _) in p.watchers.items() if w.node == node]:
-                    del p.watchers[ref]
-            if p.monitors:
-                gone = [
-                    (r, t)
-                    for r, t in p.monitors.items()
-                    if (t.node if type(t) is Pid else t[1]) == node
-                ]
-                for ref, item in gone:
-                    del p.monitors[ref]
-                    self._deliver(p, (DOWN, ref, _PROCESS, item, NOCONNECTION))
-            if p.links:
-                for other in [o for o in p.links if o.node == node]:
-                    active = p.links.pop(other) == 0
-                    if active and p.alive:
-                        self._link_signal(p, other, NOCONNECTION)
-
     # -- GenServer convenience ------------------------------------------------------
 
     async def start(self, behaviour: Any, args: Any = None, *, name: Any = None) -> Pid | None:
@@ -793,7 +690,7 @@ class Runtime:
             self._exit2_signal(p, self.system_pid, SHUTDOWN)
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._exit_process(p, KILLED)
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -831,4 +728,3 @@ def _alias_of(tag: Any) -> Reference | None:
     if t is list and tag and type(tag[0]) is ImproperList:
         return _alias_of(tag[0])
     return None
-

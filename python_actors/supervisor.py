@@ -272,7 +272,7 @@ class Supervisor(GenServer):
         return args
 
     @classmethod
-    async def start_link(  # type: ignore[override]
+    async def start_link(
         cls,
         args: Any = None,
         *,
@@ -289,7 +289,7 @@ class Supervisor(GenServer):
             args = SupervisorSpec(list(args or []), strategy, intensity, period)
         return await cls._start(args, name, runtime, True, timeout)
 
-    async def _init_(self, args: Any) -> Any:  # type: ignore[override]
+    async def _init_(self, args: Any) -> Any:
         spec = self.init(args)
         if inspect.isawaitable(spec):
             spec = await spec
@@ -318,7 +318,7 @@ class Supervisor(GenServer):
 
     # -- exits and restarts ----------------------------------------------------------
 
-    async def handle_info(self, message: Any, state: _State) -> Any:  # type: ignore[override]
+    async def handle_info(self, message: Any, state: _State) -> Any:
         if type(message) is tuple and len(message) == 3 and message[0] == EXIT:
             return await self._child_exited(message[1], message[2], state)
         if type(message) is tuple and len(message) == 2 and message[0] == Atom("$restart"):
@@ -365,7 +365,7 @@ class Supervisor(GenServer):
                 break
         return NoReply(state)
 
-    async def terminate(self, reason: Any, state: Any) -> None:  # type: ignore[override]
+    async def terminate(self, reason: Any, state: Any) -> None:
         if isinstance(state, _State):
             await self._terminate_all(state)
 
@@ -375,12 +375,16 @@ class Supervisor(GenServer):
 
     # -- requests (OTP terms) ----------------------------------------------------------
 
-    async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:  # type: ignore[override]
+    async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
         r = request
         if r == Atom("which_children"):
             out = [
-                (c.spec.id, c.pid if c.pid is not None else _UNDEFINED, Atom(c.spec.type),
-                 c.spec.modules if c.spec.modules is not None else [])
+                (
+                    c.spec.id,
+                    c.pid if c.pid is not None else _UNDEFINED,
+                    Atom(c.spec.type),
+                    c.spec.modules if c.spec.modules is not None else [],
+                )
                 for c in state.children
             ]
             return Reply(out, state)
@@ -447,7 +451,9 @@ class Supervisor(GenServer):
         _ok(await call(sup, (Atom("terminate_child"), child_id), None, runtime=runtime))
 
     @staticmethod
-    async def restart_child(sup: Any, child_id: Any, *, runtime: Runtime | None = None) -> Pid | None:
+    async def restart_child(
+        sup: Any, child_id: Any, *, runtime: Runtime | None = None
+    ) -> Pid | None:
         """``supervisor:restart_child``; SupervisorError ``running``/``not_found``."""
         res = await call(sup, (Atom("restart_child"), child_id), None, runtime=runtime)
         if type(res) is tuple and res[0] == _ERROR:

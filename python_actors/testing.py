@@ -192,4 +192,3 @@ def _is_reply(s: Sent) -> bool:
 
 def _is_alias_tag(tag: Any) -> bool:
     return type(tag) is ImproperList
-

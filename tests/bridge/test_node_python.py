@@ -172,8 +172,8 @@ async def test_simultaneous_connect_python_nodes(epmd_server: EpmdServer, delay_
     for i in range(4):
         async with _node(epmd_server) as a, _node(epmd_server) as b:
             events: list[tuple[str, Atom, bool]] = []
-            a.monitor_nodes(lambda n, up, _r: events.append(("a", n, up)))
-            b.monitor_nodes(lambda n, up, _r: events.append(("b", n, up)))
+            a.monitor_nodes(lambda n, up, _r, sink=events: sink.append(("a", n, up)))
+            b.monitor_nodes(lambda n, up, _r, sink=events: sink.append(("b", n, up)))
             first, second = (a, b) if i % 2 else (b, a)
             assert await asyncio.gather(first.connect(second.name), later(second, first)) == [True, True]
             await asyncio.sleep(0.1)
@@ -240,7 +240,7 @@ async def test_name_taken_python(epmd_server: EpmdServer) -> None:
 async def test_not_running_errors() -> None:
     node = Node(_name("nr"), cookie=COOKIE, use_epmd=False)
     with pytest.raises(NodeNotRunning):
-        node.runtime
+        _ = node.runtime
     with pytest.raises(NodeNotRunning):
         await node.serve_forever()
     await node.start()

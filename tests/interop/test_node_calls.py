@@ -396,3 +396,36 @@ def test_blocking_node_from_plain_thread(beam: BeamNode, epmd: Epmd) -> None:
         )
     finally:
         beam.eval(f"catch exit(whereis({name}), kill)")
+
+
+# -- BEAM spawns Python processes ----------------------------------------------------
+
+
+async def test_beam_spawns_allow_listed_python_process(beam: BeamNode, node: Node) -> None:
+    async def greeter(proc: Any, parent: Pid, greeting: bytes) -> None:
+        proc.send(parent, (Atom("hello_from"), proc.pid, greeting))
+        msg = await proc.receive(timeout=5)
+        if msg == Atom("crash"):
+            raise Exit(Atom("asked_to"))
+
+    node.allow_spawn("pyactors", "greeter", greeter)
+    py = q(node.name)
+    got = await ev(
+        beam,
+        f"begin P = spawn({py}, pyactors, greeter, [self(), <<\"hej\">>]),"
+        " receive {hello_from, P, G} -> P ! bye, {node(P), G} after 5000 -> timeout end end",
+    )
+    assert got == (node.atom, b"hej")
+    got = await ev(
+        beam,
+        f"begin {{P, Ref}} = spawn_monitor({py}, pyactors, greeter, [self(), <<>>]),"
+        " receive {hello_from, P, _} -> P ! crash end,"
+        " receive {'DOWN', Ref, process, P, R} -> R after 5000 -> timeout end end",
+    )
+    assert got == Atom("asked_to")
+    got = await ev(
+        beam,
+        f"begin Ref = spawn_request({py}, os, cmd, [\"true\"], [monitor]),"
+        " receive {spawn_reply, Ref, Res, Why} -> {Res, Why} after 5000 -> timeout end end",
+    )
+    assert got == (Atom("error"), Atom("notsup"))

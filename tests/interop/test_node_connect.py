@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bridge import Node
 from dist_proto.terms import Atom
 from tests.beam import BeamNode, Epmd
 from tests.interop.node_support import check, ev, eventually, py_node, q
@@ -104,17 +105,26 @@ async def test_python_disconnect_is_nodedown_on_beam(beam: BeamNode, epmd: Epmd)
         assert await ev(beam, f"net_adm:ping({q(node.name)})") == Atom("pong")
 
 
-async def test_simultaneous_connect_with_beam(beam: BeamNode, epmd: Epmd) -> None:
-    """Both sides dial at the same instant: both succeed, one connection remains."""
-    for _ in range(3):
+@pytest.mark.parametrize("delay_ms", [0.0, 0.5, 1.0, 1.5, 2.0])
+async def test_simultaneous_connect_with_beam(beam: BeamNode, epmd: Epmd, delay_ms: float) -> None:
+    """Both sides dial at (nearly) the same instant: both succeed, one connection
+    remains on each side, and Python sees exactly one nodeup and no nodedown."""
+
+    async def python_side(node: Node) -> bool:
+        await asyncio.sleep(delay_ms / 1000)
+        return await node.connect(beam.name)
+
+    for _ in range(6):
         async with py_node(epmd.port) as node:
-            beam_side = asyncio.to_thread(beam.eval_term, f"net_kernel:connect_node({q(node.name)})")
-            results = await asyncio.gather(beam_side, node.connect(beam.name))
-            assert results == [True, True]
+            events: list[bool] = []
+            node.monitor_nodes(lambda _n, up, _r, sink=events: sink.append(up))
+            beam_side = ev(beam, f"net_kernel:connect_node({q(node.name)})")
+            assert await asyncio.gather(beam_side, python_side(node)) == [True, True]
+            await asyncio.sleep(0.05)
             assert node.nodes() == [beam.name]
-            assert await node.ping(beam.name)
-            assert await ev(beam, f"net_adm:ping({q(node.name)})") == Atom("pong")
+            assert events == [True]
             await check(beam, f"length([N || N <- nodes(hidden), N =:= {q(node.name)}]) =:= 1")
+            assert await node.ping(beam.name)
 
 
 async def test_python_node_names_are_unique_per_test(epmd: Epmd) -> None:

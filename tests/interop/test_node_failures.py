@@ -113,6 +113,23 @@ async def test_silent_peer_dropped_by_tick_timer(runtime: Runtime, epmd: Epmd) -
         await stop_beam(beam)
 
 
+async def test_python_answers_ticks_of_a_short_ticktime_beam(runtime: Runtime, epmd: Epmd) -> None:
+    """A BEAM with net_ticktime 2 talking to a Python node with the default 60 s: the
+    BEAM ticks every 0.5 s and drops a silent peer after ~2 s; Python answering each
+    tick keeps the idle link up."""
+    beam = await start_beam(runtime, epmd.port, prefix="tick",
+                            extra_args=["-kernel", "net_ticktime", "2"])
+    try:
+        async with py_node(epmd.port) as node:
+            assert node.net_ticktime == 60
+            assert await ev(beam, f"net_adm:ping({q(node.name)})") == Atom("pong")
+            await asyncio.sleep(3.5)
+            assert node.is_connected(beam.name)
+            await check(beam, f"lists:member({q(node.name)}, nodes(hidden))")
+    finally:
+        await stop_beam(beam)
+
+
 # -- cookies ---------------------------------------------------------------------------
 
 
@@ -229,7 +246,7 @@ async def _raw(port: int, data: bytes, *, half_close: bool = False, host: str = 
             writer.write_eof()
         try:
             return await asyncio.wait_for(reader.read(), 2.0)
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return b"<open>"
     finally:
         writer.close()

@@ -9,6 +9,7 @@ back in order.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
@@ -145,3 +146,71 @@ async def test_echo_100k_in_order(beam: BeamNode, node: Node) -> None:
     finally:
         await node.send(pid, Atom("stop"))
         await node.runtime.join(pid, 5)
+
+
+async def test_large_messages_both_ways(beam: BeamNode, node: Node) -> None:
+    """Messages over 64 KiB travel as fragments (FRAGMENTS is negotiated)."""
+    async with node.process("big_box") as box:
+        await check(
+            beam,
+            f"begin {{big_box, {q(node.name)}}} ! {{big, binary:copy(<<7>>, 1000000),"
+            " lists:seq(1, 50000), [list_to_atom(\"a\" ++ integer_to_list(I)) || I <- lists:seq(1, 300)]},"
+            " true end",
+        )
+        msg = await box.receive(timeout=10)
+        assert msg[0] == Atom("big")
+        assert msg[1] == b"\x07" * 1_000_000
+        assert msg[2] == list(range(1, 50_001))
+        assert msg[3] == [Atom(f"a{i}") for i in range(1, 301)]
+        await _register_eval_process(beam, "big_back")
+        try:
+            payload = (Atom("back"), bytes(range(256)) * 4000, [Atom(f"b{i}") for i in range(300)])
+            await node.send(("big_back", beam.name), payload)
+            got = await ev(
+                beam,
+                "receive {back, B, L} -> {byte_size(B), erlang:md5(B), length(L), lists:last(L)}"
+                " after 10000 -> timeout end",
+            )
+            assert got == (1_024_000, hashlib.md5(payload[1]).digest(), 300, Atom("b299"))
+        finally:
+            await _unregister(beam, "big_back")
+
+
+async def test_links_and_monitors_across(beam: BeamNode, node: Node) -> None:
+    """Exit signals and DOWN messages cross the wire both ways."""
+    async with node.process() as me:
+        me.trap_exit = True
+        beam_pid = await ev(beam, "spawn(fun() -> receive {die, R} -> exit(R) end end)")
+        ref = me.monitor(beam_pid)
+        me.link(beam_pid)
+        await asyncio.sleep(0.05)
+        await node.send(beam_pid, (Atom("die"), Atom("custom_reason")))
+        down = await me.receive(lambda m: m[0] == Atom("DOWN"), timeout=5)
+        assert down == (Atom("DOWN"), ref, Atom("process"), beam_pid, Atom("custom_reason"))
+        exit_msg = await me.receive(lambda m: m[0] == Atom("EXIT"), timeout=5)
+        assert exit_msg == (Atom("EXIT"), beam_pid, Atom("custom_reason"))
+        # A monitor on a BEAM process that does not exist: DOWN noproc at once.
+        dead = await ev(beam, "spawn(fun() -> ok end)")
+        ref2 = me.monitor(dead)
+        down2 = await me.receive(lambda m: m[0] == Atom("DOWN"), timeout=5)
+        assert down2 == (Atom("DOWN"), ref2, Atom("process"), dead, Atom("noproc"))
+
+    # BEAM monitors and links a Python process that crashes.
+    release = asyncio.Event()
+
+    async def crasher(proc: Process) -> None:
+        proc.register("py_crasher")
+        await release.wait()
+        raise RuntimeError("crash for the BEAM")
+
+    node.spawn(crasher)
+    await asyncio.sleep(0.05)
+    watcher = asyncio.ensure_future(ev(
+        beam,
+        f"begin Ref = monitor(process, {{py_crasher, {q(node.name)}}}),"
+        " receive {'DOWN', Ref, process, _, R} -> R after 10000 -> timeout end end",
+    ))
+    await asyncio.sleep(0.3)
+    release.set()
+    reason = await watcher
+    assert reason[:3] == (Atom("python_exception"), b"RuntimeError", b"crash for the BEAM")

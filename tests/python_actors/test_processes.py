@@ -217,6 +217,7 @@ async def test_exit2_semantics() -> None:
         rt.exit(t, Atom("bye"))
         assert rt.is_alive(t)
         assert rt.process(t).messages() == [(EXIT, rt.system_pid, Atom("bye"))]  # type: ignore[union-attr]
+        rt.exit(t, KILL)
 
         async def suicide(proc: Process) -> None:
             proc.exit(proc.pid, NORMAL)  # exit(self(), normal) kills a non-trapping caller
