@@ -653,11 +653,27 @@ class Node:
         """Let BEAM run ``fn`` as ``rpc:call(ThisNode, module, function, Args)`` / ``erpc:call``."""
         self._spawner.allow_rpc(module, function, fn)
 
-    def allow_spawn(self, module: str, function: str, fn: Callable[..., Any]) -> None:
-        """Let BEAM ``spawn_request(ThisNode, module, function, Args)``: ``fn(proc, *Args)``
-        runs as the new process (a coroutine function), or ``fn`` is a GenServer class
-        started with ``start_link(Args)``."""
-        self._spawner.allow_spawn(module, function, fn)
+    def allow_spawn(
+        self,
+        module: str | Atom,
+        function: str | Atom | Callable[..., Any],
+        target: Callable[..., Any] | None = None,
+    ) -> None:
+        """Let BEAM start ``target`` here with ``spawn_request(ThisNode, module, function, Args)``
+        (and ``spawn/4``, ``spawn_link/4``, ``spawn_monitor/4``).
+
+        ``target`` is a coroutine function run as ``await target(proc, *Args)``, or a
+        :class:`python_actors.GenServer` subclass started with ``init(Arg)`` (the single
+        argument, or the list when there are several). With two arguments,
+        ``allow_spawn("counter", Counter)``, the function is ``start_link``: that is
+        what ``beam_bridge:start_link(Node, counter, Args)`` and ``PyChild`` start
+        under an Erlang or Elixir supervisor.
+        """
+        if target is None:
+            if isinstance(function, (str, Atom)):
+                raise TypeError("allow_spawn(module, function, target) or allow_spawn(name, target)")
+            target, function = function, "start_link"
+        self._spawner.allow_spawn(module, str(function), target)
 
 
 class _AcceptedProtocol(DistProtocol):

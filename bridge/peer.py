@@ -234,7 +234,9 @@ class PeerConnection:
         silent_for = time.monotonic() - self._last_read
         if silent_for > self.ticktime:
             log.warning("node %s not responding for %.1fs, disconnecting", self.name.name, silent_for)
-            self.close(Atom("net_tick_timeout"))
+            # Abort, not close: a frozen peer would never drain our buffered writes,
+            # and close() waits for that before it lets the socket go.
+            self.abort(Atom("net_tick_timeout"))
             return
         if not self._wrote:
             self.transport.write(self.conn.tick_bytes())

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dist_proto import control as c
 from dist_proto.terms import Atom, Pid, Reference
-from python_actors import Exit, GenServer, Ok, Process, Reply, reason_of
+from python_actors import Exit, GenServer, Ok, Process, Reply, StartError, reason_of
 
 if TYPE_CHECKING:
     from .node import Node
@@ -56,6 +56,12 @@ _NOTSUP = Atom("notsup")
 _GEN_CALL = Atom("$gen_call")
 _FEATURES_REQUEST = Atom("features_request")
 _FEATURES_REPLY = Atom("features_reply")
+_BEAM_BRIDGE = Atom("beam_bridge")
+_START_ACTOR = Atom("start_actor")
+_START_LINK = Atom("start_link")
+_INIT_FAILED = Atom("beam_bridge_init_failed")
+_INIT_FAILED_ERR = Atom("init_failed")
+_IGNORE = Atom("ignore")
 
 
 class NetKernel(GenServer):
@@ -164,6 +170,9 @@ class Spawner:
     def allow_spawn(self, module: str | Atom, function: str | Atom, fn: Callable[..., Any]) -> None:
         self._spawn[(Atom(str(module)), Atom(str(function)))] = fn
 
+    def spawn_allowed(self) -> list[tuple[Atom, Atom]]:
+        return list(self._spawn)
+
     def rpc_function(self, module: Any, function: Any) -> Callable[..., Any] | None:
         if type(module) is not Atom or type(function) is not Atom:
             return None
@@ -182,16 +191,34 @@ class Spawner:
             body: Callable[..., Any] = self._erpc_call
         elif (module, function) == (_ERPC, _EXECUTE_CAST) and arity == 3:
             body = self._erpc_cast
+        elif (module, function) == (_BEAM_BRIDGE, _START_ACTOR) and arity == 2:
+            self._start_actor(peer, msg)
+            return
         else:
             target = self._spawn.get((module, function))
             if target is None or type(args) is not list or len(args) != arity:
                 peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _NOTSUP))
                 return
             if isinstance(target, type) and issubclass(target, GenServer):
-                self._node._own(self._start_gen_server(peer, msg, target), "spawn gen_server")
+                arg = args[0] if len(args) == 1 else args
+                self._node._own(self._start_gen_server(peer, msg, target, arg, False), "spawn gen_server")
                 return
             body = target
         pid = rt.spawn(body, *args)
+        self._reply(peer, msg, pid)
+
+    def _start_actor(self, peer: PeerConnection, msg: c.SpawnRequest) -> None:
+        """``beam_bridge:start_link(Node, Actor, Args)``: start ``(Actor, start_link)``
+        and answer after ``init``, as ``proc_lib`` does (see erl/src/beam_bridge.erl)."""
+        actor, arg = msg.args
+        target = self._spawn.get((actor, _START_LINK)) if type(actor) is Atom else None
+        if target is None:
+            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _NOTSUP))
+            return
+        if isinstance(target, type) and issubclass(target, GenServer):
+            self._node._own(self._start_gen_server(peer, msg, target, arg, True), "start actor")
+            return
+        pid = self._node.runtime.spawn(target, arg)
         self._reply(peer, msg, pid)
 
     def _reply(self, peer: PeerConnection, msg: c.SpawnRequest, pid: Pid) -> None:
@@ -206,17 +233,28 @@ class Spawner:
             flags |= 2
         peer.send(c.SpawnReply(msg.req_id, msg.from_pid, flags, pid))
 
-    async def _start_gen_server(self, peer: PeerConnection, msg: c.SpawnRequest, cls: type[GenServer]) -> None:
+    async def _start_gen_server(
+        self, peer: PeerConnection, msg: c.SpawnRequest, cls: type[GenServer], arg: Any, owned: bool
+    ) -> None:
+        """Start a GenServer for a spawn request and reply once ``init`` is done.
+
+        ``owned``: started by ``beam_bridge`` for a BEAM parent (a supervisor): the
+        caller is its parent and it traps exits, so ``exit(Pid, shutdown)`` runs
+        ``terminate``; a failed ``init`` is reported with its reason.
+        """
         rt = self._node.runtime
-        arg = msg.args[0] if len(msg.args) == 1 else msg.args
         try:
-            pid = await cls.start(arg, runtime=rt)
-        except Exception as exc:
-            log.info("spawn of %s failed: %r", cls.__name__, exc)
-            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+            pid = await cls.start(arg, runtime=rt, parent=msg.from_pid if owned else None, trap_exit=owned)
+        except StartError as exc:
+            log.info("start of %s for %s failed: %r", cls.__name__, msg.from_pid, exc.reason)
+            if owned:
+                rt.send(msg.from_pid, (_INIT_FAILED, msg.req_id, exc.reason))
+                peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _INIT_FAILED_ERR))
+            else:
+                peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
             return
         if pid is None:  # init returned ignore
-            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _IGNORE if owned else Atom("badarg")))
             return
         if peer.open:
             self._reply(peer, msg, pid)

@@ -227,13 +227,21 @@ class GenServer:
         name: Atom | str | None = None,
         runtime: Runtime | None = None,
         timeout: float | None = None,
+        parent: Pid | None = None,
+        trap_exit: bool = False,
     ) -> Pid | None:
         """``gen_server:start``: the pid once ``init`` has returned, None on ``ignore``.
 
         Raises :class:`StartError` with OTP's reason (``{already_started, Pid}``, the
         ``Stop`` reason, the crash reason, ``timeout``).
+
+        ``parent`` names the process this server treats as its parent (an
+        ``{'EXIT', Parent, Reason}`` then runs ``terminate(Reason)``, as gen_server
+        does for the process that started it) — for a server owned by a process of
+        another node, such as an Erlang supervisor; ``trap_exit=True`` sets the flag
+        before ``init`` runs (``process_flag(trap_exit, true)`` in ``init/1``).
         """
-        return await cls._start(args, name, runtime, False, timeout)
+        return await cls._start(args, name, runtime, False, timeout, parent, trap_exit)
 
     @classmethod
     async def start_link(
@@ -254,7 +262,14 @@ class GenServer:
 
     @classmethod
     async def _start(
-        cls, args: Any, name: Any, runtime: Runtime | None, link: bool, timeout: float | None
+        cls,
+        args: Any,
+        name: Any,
+        runtime: Runtime | None,
+        link: bool,
+        timeout: float | None,
+        parent: Pid | None = None,
+        trap_exit: bool = False,
     ) -> Pid | None:
         caller = _maybe_current()
         if runtime is None:
@@ -274,6 +289,10 @@ class GenServer:
         inst._timer = None
         inst._token = None
         inst._parent = caller.pid if (link and caller is not None) else proc.pid
+        if parent is not None:
+            inst._parent = parent
+        if trap_exit:
+            proc.trap = True
         proc.behaviour = inst
         proc.status = RUNNING  # not scheduled until init is done
         if name is not None:

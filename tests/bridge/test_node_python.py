@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bridge import HandshakeFailed, NameTaken, Node, NodeNotRunning, RpcError
+from bridge import EpmdUnavailable, HandshakeFailed, NameTaken, Node, NodeNotRunning, RpcError
+from bridge.epmd_client import port_please
 from bridge.epmd_server import EpmdServer
 from dist_proto.terms import Atom
 from python_actors import CallError, GenServer, NoReply, Ok, Process, Reply
@@ -276,3 +277,19 @@ async def test_stop_ends_everything(epmd_server: EpmdServer) -> None:
         await _eventually(lambda: b.nodes() == [])
         assert [t for t in a._tasks if not t.done()] == []
         assert await b.ping(a.name) is False
+
+
+async def test_no_epmd_running() -> None:
+    """No EPMD and no embedded one: start fails cleanly; with ``embedded_epmd`` the
+    node serves EPMD to others and stops it with itself."""
+    port = free_port()
+    node = Node(_name("noepmd"), cookie=COOKIE, epmd_port=port)
+    with pytest.raises(EpmdUnavailable):
+        await node.start()
+    assert not node.running
+    async with Node(_name("noepmd"), cookie=COOKIE, epmd_port=port, embedded_epmd=True) as a:
+        async with Node(_name("noepmd"), cookie=COOKIE, epmd_port=port) as b:
+            assert await b.ping(a.name)
+    # The embedded EPMD stopped with its node.
+    with pytest.raises(EpmdUnavailable):
+        await port_please("anyone", "127.0.0.1", epmd_port=port)

@@ -99,14 +99,21 @@ async def test_silent_peer_dropped_by_tick_timer(runtime: Runtime, epmd: Epmd) -
             await asyncio.sleep(ticktime * 1.75)
             assert node.is_connected(beam.name)
             await check(beam, f"lists:member({q(node.name)}, nodes(hidden))")
+            beam_pid = await ev(beam, "self()")
+            peer = node._peers[Atom(beam.name)]
             os.kill(beam.pid, signal.SIGSTOP)
             stopped = True
             started = time.monotonic()
+            # Fill the socket buffers towards the frozen peer.
+            for _ in range(16):
+                await node.send(beam_pid, bytes(1024 * 1024))
             reason = await node.wait_nodedown(beam.name, timeout=3 * ticktime)
             elapsed = time.monotonic() - started
             assert reason == Atom("net_tick_timeout")
             assert elapsed < 3 * ticktime
             assert not node.is_connected(beam.name)
+            # The socket is released at once, not after the frozen peer drains it.
+            await asyncio.wait_for(peer.protocol.lost, 2)
     finally:
         if stopped:
             os.kill(beam.pid, signal.SIGCONT)
@@ -344,3 +351,36 @@ async def test_python_node_restarted_under_same_name(beam: BeamNode, epmd: Epmd)
             assert got[0] == Atom("badrpc")  # nothing allow-listed: undef, but from the new node
             pid = await new.rpc(beam.name, "erlang", "list_to_pid", [list(b"<0.1.0>")])
             assert type(pid) is Pid
+
+
+async def test_beam_restarted_under_same_name(
+    runtime: Runtime, epmd: Epmd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9, then a new BEAM incarnation with the same name: the next use dials it,
+    and pids of the old incarnation stay dead."""
+    first = await start_beam(runtime, epmd.port, prefix="rst")
+    try:
+        async with py_node(epmd.port) as node, node.process() as me:
+            old_pid = await ev(first, "begin P = spawn(fun() -> receive _ -> ok end end), register(rst_box, P), P end")
+            assert await node.ping(first.name)
+            first.kill()
+            await node.wait_nodedown(first.name, timeout=5)
+            monkeypatch.setattr("tests.beam.unique_name", lambda prefix="t": first.alive)
+            second = await start_beam(runtime, epmd.port, prefix="rst")
+            try:
+                assert second.name == first.name
+                await check(second, "begin register(rst_box, self()), true end")
+                await node.send(("rst_box", second.name), (Atom("again"), me.pid))
+                got = await ev(second, "receive {again, P} -> P ! {hi, self()}, ok after 5000 -> timeout end")
+                assert got == Atom("ok")
+                hi = await me.receive(timeout=5)
+                assert hi[0] == Atom("hi") and hi[1].creation != old_pid.creation
+                # The old incarnation's pid is gone: a monitor on it reports noproc.
+                ref = me.monitor(old_pid)
+                down = await me.receive(lambda m: m[0] == Atom("DOWN"), timeout=5)
+                assert down[1] == ref and down[4] in (Atom("noproc"), Atom("noconnection"))
+                assert node.nodes() == [second.name]
+            finally:
+                await stop_beam(second)
+    finally:
+        await stop_beam(first)
