@@ -18,6 +18,7 @@ from .errors import (
     UnknownNode,
 )
 from .node import Node
+from .remote_spawn import SpawnError, beam_child, spawn_request
 
 __all__ = [
     "COOKIE_ENV",
@@ -32,6 +33,9 @@ __all__ = [
     "Node",
     "NodeNotRunning",
     "RpcError",
+    "SpawnError",
     "UnknownNode",
+    "beam_child",
     "resolve_cookie",
+    "spawn_request",
 ]

@@ -489,7 +489,11 @@ class Node:
         pending = self._pending.pop(atom, None)
         if pending is not None:
             for make in pending.queue:
-                data = make(peer)
+                try:
+                    data = make(peer)
+                except Exception as exc:  # its sender is gone; BEAM would have said badarg
+                    log.warning("dropping a signal to %s queued during connection set-up: %r", name, exc)
+                    continue
                 if data:
                     peer.write(data)
             pending.queue.clear()

@@ -11,6 +11,7 @@ and monitor towards that node fires ``noconnection``, as BEAM does.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ log = logging.getLogger("bridge.routing")
 
 _MONITOR_FLAGS = DFlag.DIST_MONITOR | DFlag.DIST_MONITOR_NAME
 _NOPROC = Atom("noproc")
+_PYTHON_EXCEPTION = Atom("python_exception")
 
 
 class NodeRouter:
@@ -88,7 +90,16 @@ class NodeRouter:
         def make(p: PeerConnection) -> bytes | None:
             if need and (p.flags & need) != need:
                 return None
-            return p.conn.send(msg)
+            try:
+                return p.conn.send(msg)
+            except (TypeError, ValueError) as exc:
+                # A reason with no Erlang form (a Python object): the signal must still
+                # go out, or the remote link/monitor would never fire.
+                if not hasattr(msg, "reason"):
+                    raise
+                log.warning("exit reason for %s cannot be encoded (%s); sending a description", node.name, exc)
+                reason = (_PYTHON_EXCEPTION, b"TypeError", str(exc).encode(), repr(msg.reason).encode())
+                return p.conn.send(dataclasses.replace(msg, reason=reason))
 
         self._emit(node, make)
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto import control as c
+from dist_proto import encode
 from dist_proto.terms import Atom, Pid, Reference
 from python_actors import Exit, GenServer, Ok, Process, Reply, StartError, reason_of
 
@@ -88,6 +89,9 @@ async def _apply(fn: Callable[..., Any], args: list[Any]) -> Any:
     result = fn(*args)
     if inspect.isawaitable(result):
         result = await result
+    # A value with no Erlang form fails here, as the function's own error, rather than
+    # later in the exit signal carrying it (which would leave the caller waiting).
+    encode(result)
     return result
 
 
@@ -160,7 +164,8 @@ class Spawner:
         self._node = node
         self._rpc: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
         self._spawn: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
-        self._requests: dict[Reference, asyncio.Future[Any]] = {}
+        self._requests: dict[Reference, tuple[asyncio.Future[Any], Pid, bool]] = {}
+        self._io_server: Pid | None = None
 
     # -- allow-lists ----------------------------------------------------------------
 
@@ -279,8 +284,55 @@ class Spawner:
         if fn is not None and type(args) is list:
             await _apply(fn, args)
 
+    # -- requests we make (bridge.remote_spawn) ----------------------------------------
+
+    def expect_reply(self, req_id: Reference, caller: Pid, link: bool) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._requests[req_id] = (fut, caller, link)
+        return fut
+
+    def forget(self, req_id: Reference) -> None:
+        self._requests.pop(req_id, None)
+
     def handle_reply(self, peer: PeerConnection, msg: c.SpawnReply) -> None:
-        fut = self._requests.pop(msg.req_id, None)
-        if fut is not None and not fut.done():
+        entry = self._requests.pop(msg.req_id, None)
+        if entry is None:
+            return
+        fut, caller, link = entry
+        if link and type(msg.result) is Pid:
+            # Record the link now: the new process's signals may follow in this same read.
+            self._node.runtime.deliver_link(msg.result, caller)
+        if not fut.done():
             fut.set_result(msg)
+
+    def group_leader(self) -> Pid:
+        """The group leader we give BEAM processes we spawn: an I/O server that logs output."""
+        if self._io_server is None or not self._node.runtime.is_alive(self._io_server):
+            self._io_server = self._node.runtime.spawn(_io_server, self._node.name)
+        return self._io_server
+
+
+_IO_REQUEST = Atom("io_request")
+_IO_REPLY = Atom("io_reply")
+_PUT_CHARS = Atom("put_chars")
+_ENOTSUP = Atom("enotsup")
+
+
+async def _io_server(proc: Process, node_name: str) -> None:
+    """Answer the Erlang I/O protocol for BEAM processes we spawned: output is logged,
+    input is not supported (``{error, enotsup}``), so they never block on I/O."""
+    io_log = logging.getLogger("bridge.io")
+    while True:
+        msg = await proc.receive()
+        if type(msg) is not tuple or len(msg) != 4 or msg[0] != _IO_REQUEST:
+            continue
+        _, sender, reply_as, request = msg
+        reply: Any = (Atom("error"), _ENOTSUP)
+        if type(request) is tuple and request and request[0] == _PUT_CHARS:
+            chars = request[-1] if len(request) in (2, 3) else None
+            if isinstance(chars, (bytes, list)):
+                text = bytes(chars).decode("utf-8", "replace") if isinstance(chars, bytes) else ""
+                io_log.info("%s: %s", node_name, text.rstrip("\n"))
+            reply = Atom("ok")
+        proc.send(sender, (_IO_REPLY, reply_as, reply))
 

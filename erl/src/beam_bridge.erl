@@ -31,6 +31,7 @@
 -module(beam_bridge).
 
 -export([start_link/3, start_link/4, start/3, start/4, child_spec/1]).
+-export([bridge_child/5]).
 
 -type start_opts() :: #{timeout => timeout(), link => boolean()}.
 -export_type([start_opts/0]).
@@ -114,3 +115,49 @@ child_spec(#{node := Node, actor := Actor} = Spec) ->
       shutdown => maps:get(shutdown, Spec, 5000),
       type => worker,
       modules => [beam_bridge]}.
+
+%% @doc The other direction: a BEAM child of a Python supervisor (like
+%% `supervisor_bridge'). A Python supervisor spawns this function on a BEAM node
+%% with `spawn_request(Node, beam_bridge, bridge_child, [Parent, Ref, M, F, A], [link])'
+%% (see `bridge.beam_child' in Python). It calls `apply(M, F, A)' (a start function
+%% returning `{ok, Pid}', such as `gen_server:start_link/3'), tells the Python
+%% parent `{beam_bridge_started, Ref, Result}', and then stands for the child: the
+%% child's exit becomes this process's exit (seen by the Python supervisor), and an
+%% exit signal from the parent (`shutdown') is passed on to the child, waiting for it
+%% to stop.
+-spec bridge_child(pid(), reference(), module(), atom(), [term()]) -> no_return().
+bridge_child(Parent, Ref, M, F, A) ->
+    process_flag(trap_exit, true),
+    case catch apply(M, F, A) of
+        {ok, Child} when is_pid(Child) ->
+            Parent ! {beam_bridge_started, Ref, {ok, Child}},
+            bridge_loop(Parent, Child);
+        {ok, Child, _Info} when is_pid(Child) ->
+            Parent ! {beam_bridge_started, Ref, {ok, Child}},
+            bridge_loop(Parent, Child);
+        ignore ->
+            Parent ! {beam_bridge_started, Ref, ignore},
+            exit(normal);
+        {error, Reason} ->
+            Parent ! {beam_bridge_started, Ref, {error, Reason}},
+            exit(normal);
+        {'EXIT', Reason} ->
+            Parent ! {beam_bridge_started, Ref, {error, Reason}},
+            exit(normal);
+        Other ->
+            Parent ! {beam_bridge_started, Ref, {error, {bad_return_value, Other}}},
+            exit(normal)
+    end.
+
+bridge_loop(Parent, Child) ->
+    receive
+        {'EXIT', Child, Reason} ->
+            exit(Reason);
+        {'EXIT', Parent, Reason} ->
+            exit(Child, Reason),
+            receive
+                {'EXIT', Child, _} -> exit(Reason)
+            end;
+        _Other ->
+            bridge_loop(Parent, Child)
+    end.

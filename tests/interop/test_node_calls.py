@@ -212,6 +212,13 @@ async def test_beam_rpc_exception_from_python(beam: BeamNode, node: Node) -> Non
     assert got[0] == Atom("error")
     assert got[1][0] == Atom("exception")
     assert got[1][1][:3] == (Atom("python_exception"), b"ValueError", b"kaput")
+    # A return value with no Erlang form is reported as a TypeError of the function.
+    node.allow_rpc("pymath", "opaque", lambda: object())
+    got = await ev(beam, f"rpc:call({py}, pymath, opaque, [], 5000)")
+    assert got[0] == Atom("badrpc")
+    assert got[1][1][0][:2] == (Atom("python_exception"), b"TypeError")
+    got = await ev(beam, f"try erpc:call({py}, pymath, opaque, [], 5000) catch C:R -> {{C, R}} end")
+    assert got[1][1][:2] == (Atom("python_exception"), b"TypeError")
     # raise Exit(R) is exit(R): erpc exits with {exception, R}.
     got = await ev(beam, f"try erpc:call({py}, pymath, leave, [bye]) catch C:R -> {{C, R}} end")
     assert got == (Atom("exit"), (Atom("exception"), Atom("bye")))

@@ -16,7 +16,7 @@ import pytest
 
 from bridge import Node
 from dist_proto.terms import Atom, Pid
-from python_actors import Process
+from python_actors import Exit, Process
 from tests.beam import BeamNode, Epmd
 from tests.interop.node_support import check, ev, py_node, q
 
@@ -214,3 +214,39 @@ async def test_links_and_monitors_across(beam: BeamNode, node: Node) -> None:
     release.set()
     reason = await watcher
     assert reason[:3] == (Atom("python_exception"), b"RuntimeError", b"crash for the BEAM")
+
+
+async def test_unencodable_terms_do_not_wedge_the_connection(beam: BeamNode, node: Node) -> None:
+    """A Python object has no Erlang form: a send of it queued while connecting is
+    dropped (the connection still comes up), one on a live connection raises, and an
+    exit reason made of it reaches the BEAM's monitor as a description."""
+    await _register_eval_process(beam, "enc_box")
+    try:
+        assert not node.is_connected(beam.name)
+        await node.send(("enc_box", beam.name), object())  # queued: the dial starts now
+        await node.send(("enc_box", beam.name), Atom("after"))
+        assert await ev(beam, "receive M -> M after 5000 -> timeout end") == Atom("after")
+        with pytest.raises(TypeError):
+            await node.send(("enc_box", beam.name), object())
+        assert await node.ping(beam.name)
+
+        release = asyncio.Event()
+
+        async def odd_exit(proc: Process) -> None:
+            proc.register("py_odd_exit")
+            await release.wait()
+            raise Exit(object())
+
+        node.spawn(odd_exit)
+        watcher = asyncio.ensure_future(ev(
+            beam,
+            f"begin Ref = monitor(process, {{py_odd_exit, {q(node.name)}}}),"
+            " receive {'DOWN', Ref, process, _, R} -> R after 10000 -> timeout end end",
+        ))
+        await asyncio.sleep(0.3)
+        release.set()
+        reason = await watcher
+        assert reason[:2] == (Atom("python_exception"), b"TypeError")
+        assert node.is_connected(beam.name)
+    finally:
+        await _unregister(beam, "enc_box")
