@@ -337,7 +337,7 @@ class BeamNode:
                 data = base64.b64decode(b64)
                 if status == "ok":
                     return data
-                raise BeamError(f"{self.name}: {expr!r} raised (see .term)", data)
+                raise BeamError(f"{self.name}: {expr!r} raised {_describe(data)}", data)
 
     def eval_term(self, expr: str, timeout: float = 60) -> Any:
         """Like :meth:`eval`, decoded with dist_proto."""
@@ -372,6 +372,15 @@ class BeamNode:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _describe(data: bytes) -> str:
+    try:
+        from dist_proto import decode, format_term
+
+        return format_term(decode(data))[:2000]
+    except Exception:  # diagnostics only
+        return data[:200].hex()
 
 
 def _elixir_lib() -> Path | None:

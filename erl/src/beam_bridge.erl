@@ -33,7 +33,8 @@
 -export([start_link/3, start_link/4, start/3, start/4, child_spec/1]).
 -export([bridge_child/5]).
 
--type start_opts() :: #{timeout => timeout(), link => boolean()}.
+-type start_opts() :: #{timeout => timeout(), connect_wait => non_neg_integer(),
+                        link => boolean()}.
 -export_type([start_opts/0]).
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -46,7 +47,8 @@ start_link(Node, Actor, Args) ->
     start_link(Node, Actor, Args, #{}).
 
 %% @doc Like {@link start_link/3}, with options: `timeout' (milliseconds, default
-%% 5000) for the whole start.
+%% 5000) for the spawn and `init'; `connect_wait' (milliseconds, default 1000): how
+%% long to wait for an unreachable Python node to come back before `{error, noconnection}'.
 -spec start_link(node(), atom(), term(), start_opts()) ->
           {ok, pid()} | ignore | {error, term()}.
 start_link(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) ->
@@ -63,6 +65,26 @@ start(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) 
     do_start(Node, Actor, Args, Opts#{link => false}).
 
 do_start(Node, Actor, Args, Opts) ->
+    Deadline = erlang:monotonic_time(millisecond) + maps:get(connect_wait, Opts, 1000),
+    case do_start1(Node, Actor, Args, Opts) of
+        {error, noconnection} -> retry_start(Node, Actor, Args, Opts, Deadline);
+        Result -> Result
+    end.
+
+%% A Python node that is being restarted (by a beam_bridge_node sibling, say) is
+%% given `connect_wait' milliseconds to come back before the start fails.
+retry_start(Node, Actor, Args, Opts, Deadline) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> {error, noconnection};
+        false ->
+            timer:sleep(100),
+            case net_kernel:connect_node(Node) of
+                true -> do_start1(Node, Actor, Args, Opts);
+                _ -> retry_start(Node, Actor, Args, Opts, Deadline)
+            end
+    end.
+
+do_start1(Node, Actor, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
     SpawnOpts = case maps:get(link, Opts) of
                     true -> [link];

@@ -71,6 +71,7 @@ init(#{name := Name} = Opts) ->
             undefined -> [];
             Dir -> [{cd, to_list(Dir)}]
         end,
+    wait_name_free(Name, 3000),
     Port = open_port({spawn_executable, Python}, PortOpts),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     Deadline = erlang:monotonic_time(millisecond) + maps:get(start_timeout, Opts, 30000),
@@ -88,6 +89,21 @@ init(#{name := Name} = Opts) ->
         {error, Reason} ->
             stop_os_process(Port, OsPid, 2000),
             {stop, Reason}
+    end.
+
+%% A killed predecessor's EPMD registration ends when its socket closes; give EPMD
+%% a moment so the restarted node does not find its own name taken.
+wait_name_free(Name, Left) when Left =< 0 ->
+    _ = Name,
+    ok;
+wait_name_free(Name, Left) ->
+    [Alive, Host] = string:split(atom_to_list(Name), "@"),
+    case erl_epmd:port_please(Alive, Host, 1000) of
+        {port, _, _} ->
+            timer:sleep(50),
+            wait_name_free(Name, Left - 50);
+        _ ->
+            ok
     end.
 
 wait_ready(Port, Name, Deadline, Lines) ->

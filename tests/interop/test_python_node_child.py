@@ -1,0 +1,83 @@
+"""A whole Python node under an Erlang supervisor (beam_bridge_node), OTP 25 and 28.
+
+The mixed tree: an Erlang rest_for_one supervisor owns the Python node process and,
+after it, a Python actor on that node. Killing the Python node (kill -9) makes the
+actor fail with noconnection; the supervisor restarts the node, then the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dist_proto import Atom, Pid
+from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime, unique_name
+from tests.interop.test_erl_app import erl_ebin  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.interop
+
+FIXTURE = REPO_ROOT / "tests" / "interop" / "fixtures" / "py_actors.py"
+
+
+@pytest.fixture
+def beam(runtime: Runtime, epmd: Epmd, erl_ebin: Path) -> Iterator[BeamNode]:  # noqa: F811
+    with BeamNode(runtime, epmd_port=epmd.port, prefix="own", extra_args=["-pa", str(erl_ebin)]) as node:
+        node.eval("process_flag(trap_exit, true)")
+        yield node
+
+
+def _os_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_python_node_restarts_under_erlang_supervisor(beam: BeamNode) -> None:
+    py = f"{unique_name('pyn')}@127.0.0.1"
+    opts = (f"#{{name => '{py}', module => \"{FIXTURE}\", python => \"{sys.executable}\", "
+            f"cd => \"{REPO_ROOT}\", stop_timeout => 3000}}")
+    beam.eval(f"{{ok, Sup}} = beam_bridge_sup:start_link(#{{strategy => rest_for_one, intensity => 10, period => 30}}, "
+              f"[beam_bridge_node:child_spec({opts}), "
+              f"beam_bridge:child_spec(#{{id => counter, node => '{py}', actor => counter, args => 3}})])", timeout=60)
+    kids = beam.eval_term("supervisor:which_children(Sup)")
+    node_pid = next(k[1] for k in kids if k[0] == (Atom("python_node"), Atom(py)))
+    counter = next(k[1] for k in kids if k[0] == Atom("counter"))
+    assert isinstance(counter, Pid) and counter.node == Atom(py)
+    assert beam.eval_term("[{counter, C1, _, _} | _] = supervisor:which_children(Sup), gen_server:call(C1, get)") == 3
+    os_pid = beam.eval_term(f"beam_bridge_node:os_pid({_pid_expr(node_pid)})")
+    assert isinstance(os_pid, int) and _os_alive(os_pid)
+
+    os.kill(os_pid, signal.SIGKILL)
+
+    restarted = None
+    for _ in range(200):
+        kids = beam.eval_term("supervisor:which_children(Sup)")
+        c = next(k[1] for k in kids if k[0] == Atom("counter"))
+        if isinstance(c, Pid) and c != counter:
+            restarted = c
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert restarted is not None, "the counter was not restarted on a new Python node"
+    assert beam.eval_term("[{counter, C2, _, _} | _] = supervisor:which_children(Sup), gen_server:call(C2, get)") == 3
+    new_os_pid = beam.eval_term("[_, {_, NP, _, _}] = supervisor:which_children(Sup), beam_bridge_node:os_pid(NP)")
+    assert new_os_pid != os_pid and _os_alive(new_os_pid)
+
+    # Stopping the tree stops the Python node process: no orphan.
+    beam.eval("unlink(Sup), exit(Sup, shutdown), timer:sleep(100)")
+    for _ in range(100):
+        if not _os_alive(new_os_pid):
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert not _os_alive(new_os_pid)
+
+
+def _pid_expr(pid: Pid) -> str:
+    return f"list_to_pid(\"<{0}.{pid.id}.{pid.serial}>\")"
