@@ -43,7 +43,7 @@ test: deps erl-test
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: deps erl-build
-	$(PY) -m bridge demo
+	$(PY) -m bridge.demo
 
 bench: deps
 	$(PY) bench/etf.py

@@ -241,7 +241,12 @@ def unique_name(prefix: str = "t") -> str:
 
 
 class BeamNode:
-    """A real Erlang node for one test; a context manager that stops it by pid."""
+    """A real Erlang node for one test; a context manager that stops it by pid.
+
+    ``host`` is the host part of its name and ``interface`` the IPv4 address its
+    distribution listener binds (``inet_dist_use_interface``); ``netns`` runs it inside
+    that network namespace (``ip netns exec``; see ``tests/netns.py``).
+    """
 
     def __init__(
         self,
@@ -255,6 +260,8 @@ class BeamNode:
         elixir: bool = False,
         host: str = "127.0.0.1",
         distributed: bool = True,
+        interface: str = "127.0.0.1",
+        netns: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.alive = unique_name(prefix)
@@ -270,7 +277,7 @@ class BeamNode:
         dist: list[str] = []
         if distributed:
             dist = ["-name", self.name, "-setcookie", cookie,
-                    "-kernel", "inet_dist_use_interface", "{127,0,0,1}"]
+                    "-kernel", "inet_dist_use_interface", "{" + interface.replace(".", ",") + "}"]
             if epmd_port is not None:
                 dist += ["-start_epmd", "false"]
         boot = ""
@@ -282,6 +289,9 @@ class BeamNode:
                 extra_args = [*extra_args, "-pa", str(ebin)]
             boot = "{ok, _} = application:ensure_all_started(elixir), "
         argv = [str(runtime.erl), "-noshell", *dist, *extra_args, "-eval", boot + _EVAL_LOOP]
+        if netns is not None:
+            # ``ip netns exec`` execs the command, so the pid below is still the BEAM's.
+            argv = [shutil.which("ip") or "ip", "netns", "exec", netns, *argv]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=runtime.environ(extra_env), text=True, bufsize=1,
