@@ -14,8 +14,8 @@
 -module(bench_sup).
 -behaviour(gen_server).
 
--export([start_link/1, start_sup/1, stop_sup/1, beam_child_spec/2,
-         measure_sup/4, measure_named/3]).
+-export([start_link/1, start_remote/2, remote_init/2, start_sup/1, stop_sup/1,
+         beam_child_spec/2, remote_child_spec/3, measure_sup/4, measure_named/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(WATCH, bench_sup_watch).
@@ -33,6 +33,22 @@ init(Name) ->
         W -> W ! {bench_up, Name, self()}
     end,
     {ok, 0}.
+
+%% The same server on another BEAM node, linked to the caller (a supervisor):
+%% spawned there with a link, like beam_bridge:start_link/3 starts a Python
+%% actor, and returning once it is up.
+start_remote(Node, Name) ->
+    Pid = proc_lib:spawn_link(Node, ?MODULE, remote_init, [self(), Name]),
+    receive
+        {bench_remote_up, Pid} -> {ok, Pid}
+    after 5000 ->
+        unlink(Pid), exit(Pid, kill), {error, timeout}
+    end.
+
+remote_init(Parent, Name) ->
+    register(Name, self()),
+    Parent ! {bench_remote_up, self()},
+    gen_server:enter_loop(?MODULE, [], 0, {local, Name}).
 
 handle_call(get, _From, N) -> {reply, N, N};
 handle_call(_, _From, N) -> {reply, {error, unknown}, N}.
@@ -58,6 +74,10 @@ stop_sup(Sup) ->
 
 beam_child_spec(Id, Name) ->
     #{id => Id, start => {?MODULE, start_link, [Name]}, restart => permanent,
+      shutdown => 5000, type => worker, modules => [?MODULE]}.
+
+remote_child_spec(Id, Node, Name) ->
+    #{id => Id, start => {?MODULE, start_remote, [Node, Name]}, restart => permanent,
       shutdown => 5000, type => worker, modules => [?MODULE]}.
 
 %% -- timing loops --------------------------------------------------------------

@@ -2,32 +2,40 @@
 
     python bench/supervision.py                    # 30 restarts per run, 3 runs
     python bench/supervision.py --quick            # 10 restarts per run
-    python bench/supervision.py --runtime otp28    # the BEAM node is OTP 28 (default otp25)
-    python bench/supervision.py --profile out.prof # cProfile the Python node's cross-language restarts
+    python bench/supervision.py --runtime otp28    # BEAM nodes of OTP 28 (default otp25)
+    python bench/supervision.py --pauses 0         # only the back-to-back table
+    python bench/supervision.py --profile out.prof # cProfile this process during workloads 2 and 3
 
-One BEAM node (on a private EPMD, ``+sbwt none`` as in bench/dist.py) and a
-``bridge.Node`` in this process. The BEAM side is one compiled module,
-bench/bench_sup.erl (built with OTP 25's ``erlc`` together with the erl/
-application, so erl_eval is never on the timed path). Each restart is: kill the
-child with ``exit(Pid, kill)``, then time until the restarted child has answered
-a ``gen_server:call(New, get)``. Workloads:
+Two BEAM nodes, A and B, on a private EPMD (``+sbwt none`` as in bench/dist.py,
+and ``logger_level none``: otherwise every restart formats a supervisor report
+and writes it to the pipe this process reads), and a ``bridge.Node`` in this
+process. The BEAM side is one compiled module, bench/bench_sup.erl (built with
+OTP 25's ``erlc`` together with the erl/ application, so erl_eval is never on
+the timed path). Each restart is: kill the child with ``exit(Pid, kill)``, then
+time until the restarted child has answered a ``gen_server:call(New, get)``.
+Workloads (supervisors on node A unless said otherwise):
 
-1. BEAM child, Erlang supervisor (``beam_bridge_sup``) -- the reference; the new
-   pid found with ``supervisor:which_children`` (1a) and, as a check of the
-   method, announced by the child's ``init`` (1b);
-2. Python ``Counter`` child (``beam_bridge:child_spec``), Erlang supervisor,
+1a BEAM child, Erlang supervisor (``beam_bridge_sup``), same node -- the
+   reference; the new pid is found with ``supervisor:which_children``;
+1b the same, the new pid announced by the child's ``init`` (the method of 3);
+1c BEAM child on node B, Erlang supervisor on A: the BEAM-only figure for a
+   child across a distribution connection, as every cross-language child is;
+2  Python ``Counter`` child (``beam_bridge:child_spec``), Erlang supervisor,
    found with ``supervisor:which_children``;
-3. BEAM child (``bridge.beam_child``), Python ``Supervisor``, announced by the
-   child's ``init``;
-4. Python ``Counter`` child, Python ``Supervisor`` (for reference), found with
+3  BEAM child (``bridge.beam_child``), Python ``Supervisor``, announced by init;
+4  Python ``Counter`` child, Python ``Supervisor`` (for reference), found with
    ``Supervisor.which_children``.
 
-1-3 are killed and timed on the BEAM (``erlang:monotonic_time``); 4 in Python
+1-3 are killed and timed on node A (``erlang:monotonic_time``); 4 in Python
 (``time.perf_counter_ns``). Each run does every workload in turn; a run gives
 the p50 and p90 of its restarts, and every figure is the median of the runs.
-Every restart is split in three marks from the kill: *down* (the killer's
-monitor fires), *found* (the new pid is known), *answer* (the call returned).
-Ratio = workload / BEAM-only (1a); target <= 5x at p50. Not collected by pytest.
+There is one table per ``--pauses`` value: restarts back to back (0), and after
+the system has idled 10 ms (cold caches and sleeping threads, as a crash in a
+quiet system meets them). Each restart is also split in marks from the kill:
+*down* (the killer's monitor fired) and *found* (the new pid is known); *py cpu*
+is this process's CPU time per restart (all its threads, including the little
+the BEAM evaluation loop takes). Ratios are to 1a and to 1c; the target is
+<= 5x. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -59,11 +67,11 @@ from tests.interop.fixtures.py_actors import Counter  # noqa: E402
 PY_NODE = "pysup@127.0.0.1"
 RESTARTS = 30
 WARMUP = 3
-PAUSE_MS = 10
 GET = Atom("get")
 CHILD = Atom("c")
 BEAM_NAME_ERL = "bench_child_e"  # the BEAM child under the Erlang supervisor
 BEAM_NAME_PY = "bench_child_p"  # the BEAM child under the Python supervisor
+BEAM_NAME_REMOTE = "bench_child_r"  # the child on the other BEAM node
 Sample = tuple[int, int, int]  # (down, found, answer) in ns from the kill
 
 
@@ -85,9 +93,9 @@ def q(name: str) -> str:
 
 
 class Bench:
-    def __init__(self, beam: BeamNode, node: Node, restarts: int,
+    def __init__(self, beam: BeamNode, other: BeamNode, node: Node, restarts: int,
                  profile: cProfile.Profile | None) -> None:
-        self.beam, self.node, self.restarts = beam, node, restarts
+        self.beam, self.other, self.node, self.restarts = beam, other, node, restarts
         self.profile = profile
         self.sup_erl_beam: Any = None  # Erlang supervisor with the BEAM child
         self.sup_erl_py: Any = None  # Erlang supervisor with the Python child
@@ -97,11 +105,16 @@ class Bench:
     async def ev(self, expr: str, timeout: float = 300) -> Any:
         return await asyncio.to_thread(self.beam.eval_term, expr, timeout)
 
+    async def samples(self, expr: str) -> list[Sample]:
+        return [(int(d), int(f), int(a)) for d, f, a in await self.ev(expr)]
+
     async def setup(self) -> None:
         b, node, rt = self.beam, self.node, self.node.runtime
         # Supervisors are started once and reused by every run (intensity is unbounded);
         # the evaluation loop keeps each one in a variable.
         await self.ev(f"ErlBeamSup = bench_sup:start_sup([bench_sup:beam_child_spec(c, {BEAM_NAME_ERL})])")
+        await self.ev(f"ErlRemoteSup = bench_sup:start_sup([bench_sup:remote_child_spec("
+                      f"c, {q(self.other.name)}, {BEAM_NAME_REMOTE})])")
         await self.ev("ErlPySup = bench_sup:start_sup([beam_bridge:child_spec("
                       f"#{{id => c, node => {q(node.name)}, actor => counter, args => 0}})])")
         self.sup_py_beam = await Supervisor.start_link(
@@ -116,31 +129,35 @@ class Bench:
         for sup in (self.sup_py_beam, self.sup_py_py):
             if sup is not None:
                 await stop_server(sup, runtime=rt)
-        await self.ev("bench_sup:stop_sup(ErlBeamSup), bench_sup:stop_sup(ErlPySup)")
+        await self.ev("bench_sup:stop_sup(ErlBeamSup), bench_sup:stop_sup(ErlRemoteSup), "
+                      "bench_sup:stop_sup(ErlPySup)")
 
     # -- the workloads: each returns [(down, found, answer)] in ns ------------------------
 
-    async def beam_erl_sup(self, n: int) -> list[Sample]:
-        return await self.ev(f"bench_sup:measure_sup(ErlBeamSup, c, {n}, {PAUSE_MS})")
+    async def beam_erl_sup(self, n: int, pause_ms: int) -> list[Sample]:
+        return await self.samples(f"bench_sup:measure_sup(ErlBeamSup, c, {n}, {pause_ms})")
 
-    async def beam_erl_sup_named(self, n: int) -> list[Sample]:
-        return await self.ev(f"bench_sup:measure_named({BEAM_NAME_ERL}, {n}, {PAUSE_MS})")
+    async def beam_erl_sup_named(self, n: int, pause_ms: int) -> list[Sample]:
+        return await self.samples(f"bench_sup:measure_named({BEAM_NAME_ERL}, {n}, {pause_ms})")
 
-    async def py_erl_sup(self, n: int) -> list[Sample]:
+    async def remote_erl_sup(self, n: int, pause_ms: int) -> list[Sample]:
+        return await self.samples(f"bench_sup:measure_sup(ErlRemoteSup, c, {n}, {pause_ms})")
+
+    async def py_erl_sup(self, n: int, pause_ms: int) -> list[Sample]:
         self._prof(True)
         try:
-            return await self.ev(f"bench_sup:measure_sup(ErlPySup, c, {n}, {PAUSE_MS})")
+            return await self.samples(f"bench_sup:measure_sup(ErlPySup, c, {n}, {pause_ms})")
         finally:
             self._prof(False)
 
-    async def beam_py_sup(self, n: int) -> list[Sample]:
+    async def beam_py_sup(self, n: int, pause_ms: int) -> list[Sample]:
         self._prof(True)
         try:
-            return await self.ev(f"bench_sup:measure_named({BEAM_NAME_PY}, {n}, {PAUSE_MS})")
+            return await self.samples(f"bench_sup:measure_named({BEAM_NAME_PY}, {n}, {pause_ms})")
         finally:
             self._prof(False)
 
-    async def py_py_sup(self, n: int) -> list[Sample]:
+    async def py_py_sup(self, n: int, pause_ms: int) -> list[Sample]:
         sup = self.sup_py_py
         clock = time.perf_counter_ns
 
@@ -155,12 +172,12 @@ class Bench:
         async def body(proc: Any) -> list[Sample]:
             out: list[Sample] = []
             for _ in range(n):
-                await asyncio.sleep(PAUSE_MS / 1000)
+                await asyncio.sleep(pause_ms / 1000)
                 old = await child(proc, None)
                 ref = proc.monitor(old)
                 t0 = clock()
                 proc.exit(old, KILL)
-                await proc.receive(lambda m: type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref)
+                await proc.receive(lambda m, ref=ref: type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref)
                 t1 = clock()
                 new = await child(proc, old)
                 t2 = clock()
@@ -169,7 +186,8 @@ class Bench:
                 out.append((t1 - t0, t2 - t0, t3 - t0))
             return out
 
-        return await self.node.runtime.run(body)
+        samples: list[Sample] = await self.node.runtime.run(body)
+        return samples
 
     def _prof(self, on: bool) -> None:
         if self.profile is not None:
@@ -180,6 +198,7 @@ WORKLOADS = [
     # key, label, method
     ("beam", "1a BEAM child, Erlang sup", "beam_erl_sup"),
     ("beam_named", "1b  same, pid announced", "beam_erl_sup_named"),
+    ("remote", "1c BEAM child on node B, Erlang sup", "remote_erl_sup"),
     ("py_erl", "2  Python child, Erlang sup", "py_erl_sup"),
     ("beam_py", "3  BEAM child, Python sup", "beam_py_sup"),
     ("py_py", "4  Python child, Python sup", "py_py_sup"),
@@ -210,50 +229,68 @@ def summarize(runs: list[list[Sample]]) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> None:
     rt = runtime(args.runtime)
     restarts = args.restarts or (10 if args.quick else RESTARTS)
+    pauses = [int(x) for x in args.pauses.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_sup_") as tmpdir:
         ebin = compile_erlang(Path(tmpdir))
-        extra = ["-pa", str(ebin), "+sbwt", "none"]
-        with Epmd(rt) as epmd, BeamNode(rt, epmd_port=epmd.port, prefix="benchS", extra_args=extra) as beam:
+        # No supervisor/crash reports: with the default handler every restart would
+        # format a report in the supervisor and write it to the pipe this process reads.
+        extra = ["-pa", str(ebin), "+sbwt", "none", "-kernel", "logger_level", "none"]
+        with Epmd(rt) as epmd, \
+                BeamNode(rt, epmd_port=epmd.port, prefix="benchS", extra_args=extra) as beam, \
+                BeamNode(rt, epmd_port=epmd.port, prefix="benchB", extra_args=extra) as other:
+            beam.check(f"net_adm:ping({q(other.name)}) =:= pong")
             node = Node(PY_NODE, cookie=TEST_COOKIE, epmd_port=epmd.port)
             node.allow_spawn("counter", Counter)
             await node.start()
             if not await node.ping(beam.name):
                 raise SystemExit("the Python node cannot reach the BEAM node")
-            print(f"runtime {rt.label} ({beam.name}); {restarts} restarts per run, {PAUSE_MS} ms apart, "
+            print(f"runtime {rt.label} ({beam.name}); {restarts} restarts per run after "
                   f"{WARMUP} warm-up restarts; median of {args.runs} runs", flush=True)
             profile = cProfile.Profile() if args.profile else None
-            bench = Bench(beam, node, restarts, profile)
+            bench = Bench(beam, other, node, restarts, profile)
             try:
                 await bench.setup()
-                results: dict[str, list[list[Sample]]] = {k: [] for k, _, _ in WORKLOADS}
-                for k, _, meth in WORKLOADS:  # warm-up: code loading, first connections
-                    await getattr(bench, meth)(WARMUP)
-                for _ in range(args.runs):
-                    for k, _, meth in WORKLOADS:
-                        results[k].append(await getattr(bench, meth)(restarts))
-                _table({k: summarize(v) for k, v in results.items()})
+                for _, _, meth in WORKLOADS:  # warm-up: code loading, first connections
+                    await getattr(bench, meth)(WARMUP, 0)
+                for pause in pauses:
+                    results: dict[str, list[list[Sample]]] = {k: [] for k, _, _ in WORKLOADS}
+                    cpu: dict[str, list[float]] = {k: [] for k, _, _ in WORKLOADS}
+                    for _ in range(args.runs):
+                        for k, _, meth in WORKLOADS:
+                            c0 = time.process_time_ns()
+                            results[k].append(await getattr(bench, meth)(restarts, pause))
+                            cpu[k].append((time.process_time_ns() - c0) / restarts)
+                    what = "back to back" if pause == 0 else f"{pause} ms idle before each kill"
+                    print(f"\n-- restarts {what}")
+                    figs = {k: summarize(v) for k, v in results.items()}
+                    for k, v in cpu.items():
+                        figs[k]["pycpu"] = statistics.median(v)
+                    _table(figs)
             finally:
                 await bench.teardown()
                 await node.stop()
+            print("\np50/p90: kill -> restarted child answered gen_server:call; /1a, /1c: ratio to "
+                  "BEAM-only (target <= 5.0x /1a at p50)")
+            print("down: kill -> killer's monitor fired; found: kill -> new pid known (both from the kill); "
+                  "py cpu: CPU time of this process per restart (mean)")
             if profile is not None:
                 profile.dump_stats(args.profile)
                 print(f"profile of the Python node (workloads 2 and 3) written to {args.profile}")
 
 
 def _table(figs: dict[str, dict[str, float]]) -> None:
-    ref = figs["beam"]
-    header = (f"{'workload':30} {'p50':>10} {'ratio':>7} {'p90':>10} {'ratio':>7}   "
-              f"{'down p50':>9} {'found p50':>10}")
+    ref, remote = figs["beam"], figs["remote"]
+    header = (f"{'workload':33} {'p50':>10} {'/1a':>6} {'/1c':>6} {'p90':>10} {'/1a':>6} {'/1c':>6}  "
+              f"{'down p50':>9} {'found p50':>10} {'py cpu':>9}")
     print(header)
     print("-" * len(header))
     for key, label, _ in WORKLOADS:
         f = figs[key]
-        print(f"{label:30} {_fmt_us(f['answer50']):>10} {_fmt_ratio(f['answer50'], ref['answer50']):>7} "
-              f"{_fmt_us(f['answer90']):>10} {_fmt_ratio(f['answer90'], ref['answer90']):>7}   "
-              f"{_fmt_us(f['down50']):>9} {_fmt_us(f['found50']):>10}")
-    print("\nkill -> restarted child answered gen_server:call, microseconds; ratio = workload / 1a "
-          "(target <= 5.0x at p50)")
-    print("down: kill -> killer's monitor fired; found: kill -> new pid known (both from the kill)")
+        print(f"{label:33} {_fmt_us(f['answer50']):>10} {_fmt_ratio(f['answer50'], ref['answer50']):>6} "
+              f"{_fmt_ratio(f['answer50'], remote['answer50']):>6} "
+              f"{_fmt_us(f['answer90']):>10} {_fmt_ratio(f['answer90'], ref['answer90']):>6} "
+              f"{_fmt_ratio(f['answer90'], remote['answer90']):>6}  "
+              f"{_fmt_us(f['down50']):>9} {_fmt_us(f['found50']):>10} {_fmt_us(f['pycpu']):>9}", flush=True)
 
 
 def main() -> None:
@@ -262,6 +299,8 @@ def main() -> None:
     ap.add_argument("--runtime", default="otp25", choices=["otp25", "otp28"])
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     ap.add_argument("--restarts", type=int, default=0, help="restarts per run (overrides --quick)")
+    ap.add_argument("--pauses", default="0,10",
+                    help="comma-separated idle milliseconds before each kill, one table each")
     ap.add_argument("--profile", metavar="FILE",
                     help="cProfile this process during workloads 2 and 3 into FILE")
     args = ap.parse_args()

@@ -432,17 +432,19 @@ async def _listening(host: str, port: int, timeout: float) -> bool:
 
 
 async def ensure_epmd(
-    host: str = "127.0.0.1", port: int = EPMD_PORT, *, timeout: float = 2.0
+    host: str | list[str] = "127.0.0.1", port: int = EPMD_PORT, *, timeout: float = 2.0
 ) -> EpmdServer | None:
     """Start an embedded EPMD on ``host:port`` unless something already listens there.
 
-    Returns the started server (the caller stops it), or ``None`` when an EPMD (or
-    anything else) already accepts connections on that port, as ``erl`` does with
-    ``-start_epmd true``.
+    ``host`` may be a list of addresses (loopback plus the node's own address, so
+    nodes on other hosts can look names up). Returns the started server (the caller
+    stops it), or ``None`` when an EPMD (or anything else) already accepts
+    connections on that port, as ``erl`` does with ``-start_epmd true``.
     """
-    if await _listening(host, port, timeout):
+    first = host if isinstance(host, str) else host[0]
+    if await _listening(first, port, timeout):
         return None
-    server = EpmdServer(host, port)
+    server = EpmdServer(host, port)  # type: ignore[arg-type]  # create_server takes a list
     try:
         await server.start()
     except OSError as exc:

@@ -173,7 +173,10 @@ class Node:
             self.port = int(self._server.sockets[0].getsockname()[1])
             if self.use_epmd:
                 if self.embedded_epmd:
-                    self._epmd_server = await ensure_epmd("127.0.0.1", self.epmd_port)
+                    # Loopback for registration, plus the node's address so that
+                    # nodes on other hosts can look us up (never every interface).
+                    epmd_hosts = ["127.0.0.1"] + ([host] if not host.startswith("127.") else [])
+                    self._epmd_server = await ensure_epmd(epmd_hosts, self.epmd_port)
                 self._registration = await register(
                     self._parsed.alive, self.port, epmd_port=self.epmd_port, hidden=self.hidden
                 )

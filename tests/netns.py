@@ -217,7 +217,7 @@ class NetnsEpmd:
         self.port = port
         self.proc = subprocess.Popen(
             host.argv([str(epmd), "-port", str(port), "-address", f"{host.address},127.0.0.1"]),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=env,
         )
         try:
@@ -234,8 +234,6 @@ class NetnsEpmd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
     def __enter__(self) -> NetnsEpmd:
         return self
