@@ -30,7 +30,7 @@ otp28: venv
 	$(PY) tests/beam.py
 
 lint: venv
-	$(PY) -m ruff check dist_proto python_actors bridge tests bench
+	$(PY) -m ruff check dist_proto python_actors bridge
 	$(PY) -m mypy
 
 erl-build: erlang
@@ -39,7 +39,7 @@ erl-build: erlang
 erl-test: erl-build
 	rebar3 eunit
 
-test: deps erl-test
+test: deps lint erl-test
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: deps erl-build

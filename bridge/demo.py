@@ -145,10 +145,10 @@ async def _calls(me: Node, ex: Any, erl: Any, py: str) -> None:
          f"{bytes(await me.rpc(ex.name, 'erlang', 'system_info', [Atom('otp_release')])).decode()}")
 
     _step("Elixir calls the Python GenServer")
-    reply = await _ev(ex, "'Elixir.GenServer':cast({py_counter, '%s'}, {add, 5}), "
-                          "'Elixir.GenServer':call({py_counter, '%s'}, get)" % (py, py))
+    reply = await _ev(ex, f"'Elixir.GenServer':cast({{py_counter, '{py}'}}, {{add, 5}}), "
+                          f"'Elixir.GenServer':call({{py_counter, '{py}'}}, get)")
     _say(f"GenServer.cast({{:py_counter, :\"{py}\"}}, {{:add, 5}}); GenServer.call(..., :get) -> {reply}")
-    pong = await _ev(ex, "net_adm:ping('%s')" % py)
+    pong = await _ev(ex, f"net_adm:ping('{py}')")
     hidden = format_term(await _ev(ex, "nodes(hidden)"))
     _say(f"net_adm:ping from Elixir -> {pong}; nodes(hidden) on Elixir -> {hidden}")
 
@@ -215,7 +215,7 @@ async def _crashes(me: Node, ex: Any, erl: Any, py: str) -> None:
 
 
 async def _elixir_get(ex: Any, py: str) -> Any:
-    value = await _ev(ex, "catch 'Elixir.GenServer':call({py_counter, '%s'}, get, 1000)" % py)
+    value = await _ev(ex, f"catch 'Elixir.GenServer':call({{py_counter, '{py}'}}, get, 1000)")
     return value if isinstance(value, int) else None
 
 

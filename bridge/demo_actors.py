@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from bridge.remote_spawn import beam_child
 from dist_proto import Atom
 from python_actors import ChildSpec, GenServer, NoReply, Ok, Reply, Supervisor
-
-from bridge.remote_spawn import beam_child
 
 __all__ = ["ALLOW_SPAWN", "Counter", "main"]
 

@@ -86,7 +86,7 @@ async def spawn_request(
     node.router._control(target, request)
     try:
         reply: c.SpawnReply = await asyncio.wait_for(fut, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         node._spawner.forget(req_id)
         raise TimeoutError(f"no SPAWN_REPLY from {target.name} in {timeout}s") from None
     if type(reply.result) is not Pid:

@@ -223,7 +223,7 @@ class Spawner:
         if isinstance(target, type) and issubclass(target, GenServer):
             self._node._own(self._start_gen_server(peer, msg, target, arg, True), "start actor")
             return
-        pid = self._node.runtime.spawn(target, arg)
+        pid = self._node.runtime.spawn(target, arg)  # type: ignore[arg-type]  # a coroutine function
         self._reply(peer, msg, pid)
 
     def _reply(self, peer: PeerConnection, msg: c.SpawnRequest, pid: Pid) -> None:
