@@ -55,6 +55,7 @@ from .errors import (
 )
 from .naming import parse_node_name
 from .peer import DistProtocol, PeerConnection
+from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
 from .system_processes import NetKernel, Rex, Spawner
 
@@ -592,8 +593,21 @@ class Node:
         """``erlang:send/2``: a pid, a local name, or ``(name, node)``; connects if needed."""
         self.runtime.send(self._dest(dest), message)
 
-    async def call(self, dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
-        """``gen_server:call/3`` (``GenServer.call``): raises :class:`python_actors.CallError`."""
+    async def call(self, dest: Any, request: Any, timeout: float | None = 5.0, *, via: str | None = None) -> Any:
+        """``gen_server:call/3`` (``GenServer.call``): raises :class:`python_actors.CallError`.
+
+        ``dest``: a pid, a local name, ``(name, node)``, ``("global", Name)`` or
+        ``("via", Module, Name)``; the last two are resolved by asking the BEAM node
+        ``via`` (default: the only connected node).
+        """
+        if is_global_or_via(dest):
+            found = await resolve_name(self, dest, via, timeout)
+            if found is None:
+                from python_actors import CallError
+
+                wire = Atom("infinity") if timeout is None else int(timeout * 1000)
+                raise CallError(Atom("noproc"), dest, request, wire)
+            dest = found
         target = self._dest(dest)
         node = target.node if type(target) is Pid else target[1] if type(target) is tuple else None
         if node is not None and node != self.atom:

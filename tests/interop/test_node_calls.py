@@ -436,3 +436,21 @@ async def test_beam_spawns_allow_listed_python_process(beam: BeamNode, node: Nod
         " receive {spawn_reply, Ref, Res, Why} -> {Res, Why} after 5000 -> timeout end end",
     )
     assert got == (Atom("error"), Atom("notsup"))
+
+
+async def test_call_global_and_via_names(runtime: Any, epmd: Epmd) -> None:
+    """GenServer.call({:global, name}) and {:via, :global, name} shapes from Python."""
+    with BeamNode(runtime, epmd_port=epmd.port, prefix="glob") as beam:
+        gname = unique_name("g")
+        await asyncio.to_thread(
+            beam.eval,
+            "Srv = spawn(fun L() -> receive {'$gen_call', {F, T}, R} -> F ! {T, {echo, R}}, L() end end), "
+            f"yes = global:register_name({gname}, Srv)",
+        )
+        async with Node(f"{unique_name('py')}@127.0.0.1", cookie=TEST_COOKIE, epmd_port=epmd.port) as py:
+            assert await py.ping(beam.name)
+            assert await py.call(("global", Atom(gname)), 1) == (Atom("echo"), 1)
+            assert await py.call(("via", "global", Atom(gname)), 2, via=beam.name) == (Atom("echo"), 2)
+            with pytest.raises(CallError) as err:
+                await py.call(("global", Atom("nobody_here")), 3)
+            assert err.value.why == Atom("noproc")
