@@ -50,6 +50,7 @@ from dist_proto.epmd import (
     Alive2Response,
     ConnectionClosed,
     DumpRequest,
+    InvalidAlive2Request,
     KillRequest,
     KillResponse,
     NamesRequest,
@@ -235,6 +236,12 @@ class _Conn(asyncio.Protocol):
                 log.info("EPMD: ALIVE2_REQ from non-local address %s refused", self.peer)
                 return
             self._alive2(req.entry)
+        elif isinstance(req, InvalidAlive2Request):
+            if not self.local:
+                return
+            log.info("EPMD: ALIVE2_REQ refused: %s", req.reason)
+            self.keep = True
+            self._reply(Alive2Response(1, REFUSED_CREATION, req.highest_version >= 6).to_bytes())
         elif not self.local:
             log.info("EPMD: %s from non-local address %s refused", type(req).__name__, self.peer)
         elif isinstance(req, DumpRequest):

@@ -51,6 +51,7 @@ __all__ = [
     "PORT_PLEASE2_REQ",
     "STOP_REQ",
     "Alive2Request",
+    "InvalidAlive2Request",
     "Alive2Response",
     "ConnectionClosed",
     "DumpRequest",
@@ -201,6 +202,15 @@ class Alive2Request:
 
     def to_bytes(self) -> bytes:
         return _frame(bytes((ALIVE2_REQ,)) + self.entry._encode())
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidAlive2Request:
+    """A well-framed ``ALIVE2_REQ`` whose name is not a valid node name (NUL, bad
+    UTF-8, over 255 characters): epmd refuses it with result 1 and keeps the socket."""
+
+    reason: str
+    highest_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +534,7 @@ class EpmdServer:
         else:
             self._buf += data
 
-    def next_event(self) -> Request | ConnectionClosed | _NeedData:
+    def next_event(self) -> Request | InvalidAlive2Request | ConnectionClosed | _NeedData:
         """Parse the request; :class:`ConnectionClosed` when the client is gone."""
         if self._error is not None:
             raise self._error
@@ -559,7 +569,7 @@ class EpmdServer:
         self._state = "REGISTERED" if isinstance(ev, Alive2Request) else "ANSWERED"
         return ev
 
-    def _parse(self) -> Request | _NeedData:
+    def _parse(self) -> Request | InvalidAlive2Request | _NeedData:
         buf = self._buf
         if len(buf) < 2:
             return NEED_DATA
@@ -572,14 +582,23 @@ class EpmdServer:
             raise RemoteProtocolError("empty EPMD request")
         op = body[0]
         if op == ALIVE2_REQ:
-            entry = NodeEntry._decode(body[1:], "ALIVE2_REQ")
+            try:
+                entry = NodeEntry._decode(body[1:], "ALIVE2_REQ")
+            except RemoteProtocolError as exc:
+                if not _alive2_well_framed(body[1:]):
+                    raise
+                # epmd answers a well-framed request with a bad name with result 1.
+                (high,) = struct.unpack_from(">H", body, 5)
+                return InvalidAlive2Request(str(exc), high)
             return Alive2Request(entry)
         if op == PORT_PLEASE2_REQ:
-            return PortPlease2Request(validate_node_name(body[1:], remote=True))
+            raw = body[1:]
+            if raw.endswith(b"\0"):  # epmd_srv.c drops one trailing NUL
+                raw = raw[:-1]
+            return PortPlease2Request(validate_node_name(raw, remote=True))
         if op == STOP_REQ:
             return StopRequest(validate_node_name(body[1:], remote=True))
-        if len(body) != 1:
-            raise RemoteProtocolError(f"EPMD request {op} has {len(body) - 1} trailing bytes")
+        # epmd_srv.c looks only at the first byte of these; trailing bytes are ignored.
         if op == NAMES_REQ:
             return NamesRequest()
         if op == DUMP_REQ:
@@ -587,3 +606,15 @@ class EpmdServer:
         if op == KILL_REQ:
             return KillRequest()
         raise RemoteProtocolError(f"unknown EPMD request code {op}")
+
+
+def _alive2_well_framed(data: bytes) -> bool:
+    """The ALIVE2 fields' lengths are consistent (only the name's content is bad)."""
+    if len(data) < 10:
+        return False
+    (nlen,) = struct.unpack_from(">H", data, 8)
+    end = 10 + nlen
+    if len(data) < end + 2:
+        return False
+    (elen,) = struct.unpack_from(">H", data, end)
+    return bool(len(data) >= end + 2 + int(elen))

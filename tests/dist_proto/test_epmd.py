@@ -154,7 +154,6 @@ def test_dump_kill_stop() -> None:
         b"z" + b"a" * 256,  # too long
         b"z",  # empty
         b"q",  # unknown
-        b"nX",  # trailing bytes
         b"x\x00\x01M\x00\x00\x06\x00\x05\x00\x09ab",  # name length lies
     ],
 )
@@ -219,3 +218,21 @@ def test_client_fuzz(req: Request, data: bytes, step: int) -> None:
         client.next_event()
     except (ProtocolError, DecodeError):
         pass
+
+
+def test_server_follows_epmd_on_lenient_requests() -> None:
+    """epmd_srv.c ignores bytes after NAMES/DUMP/KILL, drops one trailing NUL of a
+    PORT_PLEASE2 name, and answers a well-framed ALIVE2 with a bad name (result 1)."""
+    from dist_proto.epmd import InvalidAlive2Request, NamesRequest, PortPlease2Request
+
+    srv = EpmdServer()
+    srv.receive_data(b"\x00\x02nX")
+    assert isinstance(srv.next_event(), NamesRequest)
+    srv = EpmdServer()
+    srv.receive_data(b"\x00\x04zab\x00")
+    assert srv.next_event() == PortPlease2Request("ab")
+    srv = EpmdServer()
+    body = b"x\x00\x01M\x00\x00\x06\x00\x05\x00\x02\xff\xfe\x00\x00"
+    srv.receive_data(len(body).to_bytes(2, "big") + body)
+    event = srv.next_event()
+    assert isinstance(event, InvalidAlive2Request) and event.highest_version == 6

@@ -246,7 +246,6 @@ def _alive2(name: bytes, extra: bytes = b"") -> bytes:
     return _frame(b"\x78" + fixed + name + struct.pack(">H", len(extra)) + extra)
 
 
-_PARSER_GAP = "dist_proto.epmd's request parser is stricter than epmd_srv.c here"
 
 DIFFERENTIAL = [
     pytest.param(lambda n: _frame(b"znobody"), id="port-please-unknown"),
@@ -263,14 +262,10 @@ DIFFERENTIAL = [
     pytest.param(lambda n: _alive2(b"big" + n, b"e" * 1021), id="alive2-extra-too-long"),
     pytest.param(lambda n: _frame(b"\x78\x00\x01"), id="alive2-short"),
     pytest.param(lambda n: _frame(b"z" + b"a" * 3100), id="packet-too-long"),
-    pytest.param(lambda n: _frame(b"z" + n + b"\x00"), id="port-please-trailing-nul",
-                 marks=pytest.mark.xfail(reason=_PARSER_GAP)),
-    pytest.param(lambda n: _frame(b"k!"), id="kill-trailing-byte",
-                 marks=pytest.mark.xfail(reason=_PARSER_GAP)),
-    pytest.param(lambda n: _alive2(b"\xff\xfe"), id="alive2-bad-utf8",
-                 marks=pytest.mark.xfail(reason=_PARSER_GAP)),
-    pytest.param(lambda n: _alive2(b"a" * 256), id="alive2-256",
-                 marks=pytest.mark.xfail(reason=_PARSER_GAP)),
+    pytest.param(lambda n: _frame(b"z" + n + b"\x00"), id="port-please-trailing-nul"),
+    pytest.param(lambda n: _frame(b"k!"), id="kill-trailing-byte"),
+    pytest.param(lambda n: _alive2(b"\xff\xfe"), id="alive2-bad-utf8"),
+    pytest.param(lambda n: _alive2(b"a" * 256), id="alive2-256"),
 ]
 
 
