@@ -47,6 +47,9 @@ demo: deps erl-build
 
 bench: deps
 	$(PY) bench/etf.py
+	$(PY) bench/dist.py
+	$(PY) bench/actors.py
+	$(PY) bench/supervision.py
 
 clean:
 	rm -rf $(VENV) erl/_build .pytest_cache .mypy_cache .hypothesis
