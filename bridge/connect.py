@@ -44,22 +44,32 @@ def _flush(protocol: DistProtocol, hs: ClientHandshake | ServerHandshake) -> Non
     protocol.write(hs.data_to_send())
 
 
-async def run_client(
-    protocol: DistProtocol, hs: ClientHandshake, *, peer: str, setuptime: float
-) -> tuple[HandshakeComplete, str | None]:
-    """Run the initiator's side; returns the completion event and an assigned name (or None)."""
-    assigned: str | None = None
-    _flush(protocol, hs)
+async def _next_event(
+    protocol: DistProtocol, hs: ClientHandshake | ServerHandshake, peer: str, setuptime: float
+) -> object:
+    """Write what the handshake queued and return its next event, reading as needed.
+
+    A protocol error still sends what was queued (an acceptor's ``not_allowed``).
+    """
     while True:
         try:
             event = hs.next_event()
         except ProtocolError as exc:
             _flush(protocol, hs)
             raise HandshakeFailed(peer, str(exc)) from exc
-        if event is NEED_DATA:
-            _flush(protocol, hs)
-            await _feed(protocol, hs, setuptime, peer)
-            continue
+        _flush(protocol, hs)
+        if event is not NEED_DATA:
+            return event
+        await _feed(protocol, hs, setuptime, peer)
+
+
+async def run_client(
+    protocol: DistProtocol, hs: ClientHandshake, *, peer: str, setuptime: float
+) -> tuple[HandshakeComplete, str | None]:
+    """Run the initiator's side; returns the completion event and an assigned name (or None)."""
+    assigned: str | None = None
+    while True:
+        event = await _next_event(protocol, hs, peer, setuptime)
         if isinstance(event, AliveQuery):
             # We only dial when we have no connection to the peer: tell it to drop its stale one.
             hs.answer_alive(True)
@@ -72,7 +82,6 @@ async def run_client(
         elif isinstance(event, HandshakeComplete):
             _flush(protocol, hs)
             return event, assigned
-        _flush(protocol, hs)
 
 
 async def run_server(
@@ -87,15 +96,7 @@ async def run_server(
     ``drop_old`` closes our stale connection when the peer answers ``alive`` with true."""
     peer = "unknown peer"
     while True:
-        try:
-            event = hs.next_event()
-        except ProtocolError as exc:
-            _flush(protocol, hs)
-            raise HandshakeFailed(peer, str(exc)) from exc
-        if event is NEED_DATA:
-            _flush(protocol, hs)
-            await _feed(protocol, hs, setuptime, peer)
-            continue
+        event = await _next_event(protocol, hs, peer, setuptime)
         if isinstance(event, NameReceived):
             peer = event.name
             status = decide(event)

@@ -222,9 +222,9 @@ async def _elixir_get(ex: Any, py: str) -> Any:
 def _pid(pid: Any) -> str:
     if not isinstance(pid, Pid):
         raise RuntimeError(f"expected a pid, got {pid!r}")
-    node = pid.node.name
-    return (f"binary_to_term(<<131,88,119,{len(node.encode())},\"{node}\"/utf8,"
-            f"{pid.id}:32,{pid.serial}:32,{pid.creation}:32>>)")
+    from tests.beam import pid_expr
+
+    return pid_expr(pid)
 
 
 def main() -> None:

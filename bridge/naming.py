@@ -11,8 +11,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["NodeName", "NodeNameError", "parse_node_name"]
+from dist_proto.terms import Atom
+
+__all__ = ["NodeName", "NodeNameError", "as_atom", "parse_node_name"]
 
 
 class NodeNameError(ValueError):
@@ -66,3 +69,8 @@ def parse_node_name(name: str, *, default_host: str | None = None) -> NodeName:
     if len(alive) > 255 or "\x00" in name:
         raise NodeNameError(f"node name {name!r} is not a valid atom")
     return NodeName(alive, host)
+
+
+def as_atom(x: Any) -> Atom:
+    """An :class:`Atom` as given, or made from a string (node, module and process names)."""
+    return x if type(x) is Atom else Atom(str(x))

@@ -53,7 +53,7 @@ from .errors import (
     SimultaneousConnect,
     UnknownNode,
 )
-from .naming import parse_node_name
+from .naming import as_atom, parse_node_name
 from .peer import DistProtocol, PeerConnection
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
@@ -72,8 +72,6 @@ _NODEUP = Atom("nodeup")
 _NODEDOWN = Atom("nodedown")
 
 
-def _atom(x: Any) -> Atom:
-    return x if type(x) is Atom else Atom(str(x))
 
 
 class _Pending:
@@ -248,13 +246,13 @@ class Node:
         return [n.name for n, p in self._peers.items() if p.open]
 
     def is_connected(self, node: str | Atom) -> bool:
-        peer = self._peers.get(_atom(node))
+        peer = self._peers.get(as_atom(node))
         return peer is not None and peer.open
 
     async def connect(self, node: str | Atom) -> bool:
         """``net_kernel:connect_node/1``: True once connected, False if it failed."""
         try:
-            await self._connection(_atom(node))
+            await self._connection(as_atom(node))
         except ConnectError as exc:
             log.info("connect to %s failed: %s", node, exc)
             return False
@@ -271,7 +269,7 @@ class Node:
 
     def disconnect(self, node: str | Atom) -> bool:
         """``erlang:disconnect_node/1``."""
-        peer = self._peers.get(_atom(node))
+        peer = self._peers.get(as_atom(node))
         if peer is None or not peer.open:
             return False
         peer.close(Atom("disconnect"))
@@ -309,8 +307,7 @@ class Node:
                 err = exc if isinstance(exc, ConnectError) else ConnectError(node.name, repr(exc))
                 pending.done.set_exception(err)
                 pending.done.exception()  # retrieved: callers may have gone away
-            if self._runtime is not None:
-                self._runtime.node_down(node)
+            self._node_lost(node)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
@@ -472,8 +469,8 @@ class Node:
         if not pending.done.done():
             pending.done.set_exception(exc)
             pending.done.exception()
-        if self.running and self._runtime is not None:
-            self._runtime.node_down(name)
+        if self.running:
+            self._node_lost(name)
 
     def _add_peer(self, protocol: DistProtocol, name: str, creation: int, flags: int, leftover: bytes) -> PeerConnection:
         atom = Atom(name)
@@ -512,9 +509,15 @@ class Node:
         if self._peers.get(peer.name) is peer:
             del self._peers[peer.name]
         log.info("nodedown %s (%r)", peer.name.name, reason)
-        if self._runtime is not None:
-            self._runtime.node_down(peer.name)
+        self._node_lost(peer.name)
         self._notify(peer.name, False, reason)
+
+    def _node_lost(self, node: Atom) -> None:
+        """No connection to ``node`` (it went down, or could not be reached): every link,
+        monitor and pending spawn request towards it fails with ``noconnection``."""
+        if self._runtime is not None:
+            self._runtime.node_down(node)
+        self._spawner.node_down(node)
 
     # -- node monitoring --------------------------------------------------------------
 
@@ -532,7 +535,7 @@ class Node:
 
     async def wait_nodedown(self, node: str | Atom, timeout: float | None = None) -> Any:
         """Wait until the connection to ``node`` goes down; returns the reason."""
-        peer = self._peers.get(_atom(node))
+        peer = self._peers.get(as_atom(node))
         if peer is None or not peer.open:
             return None
         return await asyncio.wait_for(asyncio.shield(peer.closed), timeout)
@@ -584,7 +587,7 @@ class Node:
     @staticmethod
     def _dest(dest: Any) -> Any:
         if type(dest) is tuple and len(dest) == 2 and type(dest[0]) in (str, Atom):
-            return (_atom(dest[0]), _atom(dest[1]))
+            return (as_atom(dest[0]), as_atom(dest[1]))
         if type(dest) is str:
             return Atom(dest)
         return dest
@@ -629,7 +632,7 @@ class Node:
 
     async def ping(self, node: str | Atom, timeout: float = 5.0) -> bool:
         """``net_adm:ping/1``: True for ``pong``, False for ``pang``."""
-        node = _atom(node)
+        node = as_atom(node)
         if node == self.atom:
             return True
         try:
@@ -647,12 +650,12 @@ class Node:
         an unreachable node as ``RpcError(nodedown)``; no answer in time as
         ``RpcError(timeout)``.
         """
-        node = _atom(node)
+        node = as_atom(node)
         try:
             await self._connection(node)
         except ConnectError as exc:
             raise RpcError(Atom("nodedown")) from exc
-        request = (_CALL, _atom(module), _atom(function), list(args), _USER)
+        request = (_CALL, as_atom(module), as_atom(function), list(args), _USER)
         from python_actors import CallError
 
         try:

@@ -27,6 +27,7 @@ from dist_proto.terms import Atom, Pid
 from python_actors import StartError, current_process
 
 from .errors import BridgeError
+from .naming import as_atom
 
 if TYPE_CHECKING:
     from .node import Node
@@ -51,8 +52,6 @@ class SpawnError(BridgeError):
         self.reason = reason
 
 
-def _atom(x: str | Atom) -> Atom:
-    return x if type(x) is Atom else Atom(str(x))
 
 
 async def spawn_request(
@@ -75,13 +74,13 @@ async def spawn_request(
     proc = current_process()
     if proc.runtime is not node.runtime:
         raise BridgeError("spawn_request must run in a process of this node")
-    target = _atom(remote)
+    target = as_atom(remote)
     rt = node.runtime
     req_id = rt.make_ref()
     opts: list[Any] = [_LINK] if link else []
-    fut = node._spawner.expect_reply(req_id, proc.pid, link)
+    fut = node._spawner.expect_reply(req_id, proc.pid, link, target)
     request = c.SpawnRequest(
-        req_id, proc.pid, node._spawner.group_leader(), (_atom(module), _atom(function), len(args)), opts, list(args)
+        req_id, proc.pid, node._spawner.group_leader(), (as_atom(module), as_atom(function), len(args)), opts, list(args)
     )
     node.router._control(target, request)
     try:
@@ -116,7 +115,7 @@ def beam_child(
         ref = node.runtime.make_ref()
         bridge_pid = await spawn_request(
             node, remote, _BEAM_BRIDGE, _BRIDGE_CHILD,
-            [proc.pid, ref, _atom(module), _atom(function), list(args)],
+            [proc.pid, ref, as_atom(module), as_atom(function), list(args)],
             link=True, timeout=timeout,
         )
         started = await proc.receive(

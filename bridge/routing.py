@@ -69,11 +69,24 @@ class NodeRouter:
         self._node._emit(node, make)
 
     def send(self, from_pid: Pid, to: Any, message: Any) -> None:
-        """SEND / SEND_SENDER to a pid, REG_SEND to ``(name, node)``."""
+        """SEND / SEND_SENDER to a pid, REG_SEND to ``(name, node)``.
+
+        The hot path: on an open connection the frame is encoded and queued at once,
+        with no closure; only a send that must wait for a connection is deferred.
+        """
+        peers = self._node._peers
         if type(to) is Pid:
-            self._emit(to.node, lambda p: p.conn.encode_send(to, message, from_pid))
+            peer = peers.get(to.node)
+            if peer is not None and peer.open:
+                peer.write(peer.conn.encode_send(to, message, from_pid))
+            else:
+                self._emit(to.node, lambda p: p.conn.encode_send(to, message, from_pid))
+            return
+        name, node = to
+        peer = peers.get(node)
+        if peer is not None and peer.open:
+            peer.write(peer.conn.encode_reg_send(from_pid, name, message))
         else:
-            name, node = to
             self._emit(node, lambda p: p.conn.encode_reg_send(from_pid, name, message))
 
     def send_alias(self, from_pid: Pid, alias: Reference, message: Any) -> None:

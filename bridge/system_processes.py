@@ -164,7 +164,7 @@ class Spawner:
         self._node = node
         self._rpc: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
         self._spawn: dict[tuple[Atom, Atom], Callable[..., Any]] = {}
-        self._requests: dict[Reference, tuple[asyncio.Future[Any], Pid, bool]] = {}
+        self._requests: dict[Reference, tuple[asyncio.Future[Any], Pid, bool, Atom]] = {}
         self._io_server: Pid | None = None
 
     # -- allow-lists ----------------------------------------------------------------
@@ -286,10 +286,18 @@ class Spawner:
 
     # -- requests we make (bridge.remote_spawn) ----------------------------------------
 
-    def expect_reply(self, req_id: Reference, caller: Pid, link: bool) -> asyncio.Future[Any]:
+    def expect_reply(self, req_id: Reference, caller: Pid, link: bool, node: Atom) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._requests[req_id] = (fut, caller, link)
+        self._requests[req_id] = (fut, caller, link, node)
         return fut
+
+    def node_down(self, node: Atom) -> None:
+        """Spawn requests towards a lost node get ``noconnection``, as BEAM replies."""
+        for req_id, (fut, caller, _link, target) in list(self._requests.items()):
+            if target == node:
+                del self._requests[req_id]
+                if not fut.done():
+                    fut.set_result(c.SpawnReply(req_id, caller, 0, Atom("noconnection")))
 
     def forget(self, req_id: Reference) -> None:
         self._requests.pop(req_id, None)
@@ -298,7 +306,7 @@ class Spawner:
         entry = self._requests.pop(msg.req_id, None)
         if entry is None:
             return
-        fut, caller, link = entry
+        fut, caller, link, _node = entry
         if link and type(msg.result) is Pid:
             # Record the link now: the new process's signals may follow in this same read.
             self._node.runtime.deliver_link(msg.result, caller)

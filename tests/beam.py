@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import itertools
 import os
 import queue
@@ -131,16 +132,21 @@ def otp25() -> Runtime | None:
     return Runtime(f"otp{major}", major, bin_dir)
 
 
-_RUNTIMES: list[Runtime] | None = None
+@functools.cache
+def _find_runtimes() -> tuple[Runtime, ...]:
+    return tuple(rt for rt in (otp25(), provision_otp28()) if rt is not None)
 
 
 def available_runtimes() -> list[Runtime]:
     """Every runtime at hand (OTP 25 from PATH, OTP 28 from the cache), oldest first."""
-    global _RUNTIMES  # a per-process memo of what is installed, not mutable state
-    if _RUNTIMES is None:
-        found = [rt for rt in (otp25(), provision_otp28()) if rt is not None]
-        _RUNTIMES = found
-    return list(_RUNTIMES)
+    return list(_find_runtimes())
+
+
+def pid_expr(pid: Any) -> str:
+    """Erlang expression text for a :class:`dist_proto.Pid` of any node (NEW_PID_EXT)."""
+    node = pid.node.name.encode()
+    return (f"binary_to_term(<<131,88,119,{len(node)},\"{pid.node.name}\"/utf8,"
+            f"{pid.id}:32,{pid.serial}:32,{pid.creation}:32>>)")
 
 
 def runtime(label: str) -> Runtime:

@@ -96,4 +96,5 @@ def test_mutated_records_only_raise_decode_error() -> None:
         slowest = max(slowest, time.perf_counter() - t0)
         iterations += 1
     assert iterations > 2_000
-    assert slowest < 0.5, f"a decode took {slowest:.3f}s"
+    # A hang guard, not a performance check: inputs are a few KiB at most.
+    assert slowest < 5.0, f"a decode took {slowest:.3f}s"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dist_proto import Atom, Pid
-from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime, unique_name
+from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime, pid_expr, unique_name
 from tests.interop.test_erl_app import erl_ebin  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.interop
@@ -52,7 +52,7 @@ def test_python_node_restarts_under_erlang_supervisor(beam: BeamNode) -> None:
     counter = next(k[1] for k in kids if k[0] == Atom("counter"))
     assert isinstance(counter, Pid) and counter.node == Atom(py)
     assert beam.eval_term("[{counter, C1, _, _} | _] = supervisor:which_children(Sup), gen_server:call(C1, get)") == 3
-    os_pid = beam.eval_term(f"beam_bridge_node:os_pid({_pid_expr(node_pid)})")
+    os_pid = beam.eval_term(f"beam_bridge_node:os_pid({pid_expr(node_pid)})")
     assert isinstance(os_pid, int) and _os_alive(os_pid)
 
     os.kill(os_pid, signal.SIGKILL)
@@ -78,6 +78,3 @@ def test_python_node_restarts_under_erlang_supervisor(beam: BeamNode) -> None:
         asyncio.run(asyncio.sleep(0.1))
     assert not _os_alive(new_os_pid)
 
-
-def _pid_expr(pid: Pid) -> str:
-    return f"list_to_pid(\"<{0}.{pid.id}.{pid.serial}>\")"

@@ -53,19 +53,27 @@ async def test_spawn_request_links_python_process(node: Node, beam: BeamNode) ->
     assert msg == (Atom("EXIT"), pid, Atom("normal"))
 
 
-async def test_spawn_request_refused(node: Node, beam: BeamNode) -> None:
+async def test_spawn_request_of_unknown_function_spawns_and_exits_undef(node: Node, beam: BeamNode) -> None:
+    """BEAM spawns M:F:A lazily: the new process exists and then exits with undef."""
+
     async def body(proc):  # type: ignore[no-untyped-def]
-        return await spawn_request(node, beam.name, "erlang", "no_such", [], link=False)
+        proc.trap_exit = True
+        pid = await spawn_request(node, beam.name, "erlang", "no_such", [], link=True)
+        return pid, await proc.receive(timeout=5)
 
-    # BEAM spawns M:F:A lazily (undef happens in the new process); a bad argument is refused.
-    pid = await node.runtime.run(body)
+    pid, msg = await node.runtime.run(body)
     assert isinstance(pid, Pid)
+    assert msg[0] == Atom("EXIT") and msg[1] == pid and msg[2][0] == Atom("undef")
 
+
+async def test_spawn_request_to_unreachable_node_is_noconnection(node: Node) -> None:
     async def bad(proc):  # type: ignore[no-untyped-def]
-        return await spawn_request(node, "nowhere@127.0.0.1", "erlang", "node", [], timeout=3)
+        # A long timeout: the answer must come from the failed connection, not the clock.
+        return await spawn_request(node, "nowhere@127.0.0.1", "erlang", "node", [], timeout=60)
 
-    with pytest.raises((SpawnError, TimeoutError)):
+    with pytest.raises(SpawnError) as err:
         await node.runtime.run(bad)
+    assert err.value.reason == Atom("noconnection")
 
 
 async def test_python_supervisor_restarts_beam_child(node: Node, beam: BeamNode) -> None:
