@@ -72,8 +72,8 @@ from .errors import (
     is_clean_exit,
     reason_of,
 )
-from .placement import AUTO, PLACEMENTS, THREAD, off_loop_callbacks
-from .process import IDLE, RUNNING, Process, _current, _maybe_current
+from .placement import AUTO, PLACEMENTS, THREAD, drains_in_thread, off_loop_callbacks
+from .process import DETACHED, IDLE, RUNNING, Process, _current, _maybe_current
 from .threads import ActorThreads, Killed
 
 if TYPE_CHECKING:
@@ -161,7 +161,9 @@ class GenServer:
     and returns the state.
     """
 
-    __slots__ = ("_proc", "_state", "_parent", "_timer", "_token", "_off", "_thread")
+    __slots__ = (
+        "_proc", "_state", "_parent", "_timer", "_token", "_off", "_thread", "_drain", "_done",
+    )  # fmt: skip
 
     _proc: Process
     _state: Any
@@ -170,6 +172,8 @@ class GenServer:
     _token: Any
     _off: frozenset[str]
     _thread: ActorThreads | None
+    _drain: bool
+    _done: bool
 
     #: Where the callbacks run (docs/placement.md): ``"auto"`` (the default: plain
     #: ``def`` callbacks on a pool thread, ``async def`` ones on the event loop),
@@ -310,6 +314,8 @@ class GenServer:
         inst._timer = None
         inst._token = None
         inst._off = off_loop_callbacks(cls)
+        inst._drain = drains_in_thread(cls)
+        inst._done = False
         inst._thread = (
             ActorThreads(f"actor{proc.pid.id}", idle_timeout=None, max_threads=1)
             if cls.placement == THREAD
@@ -407,10 +413,11 @@ class GenServer:
     # -- the loop (driven by the runtime's scheduler) ----------------------------------
 
     def _handle(self, msg: Any) -> Any:
-        """Handle one message. Returns None, or an awaitable continuing the work."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Handle one message. Returns None, or an awaitable continuing the work, or
+        DETACHED when the message went to a thread with the ones queued behind it."""
+        if self._drain and self._proc.runtime.on_loop():
+            return self._start_batch(msg)
+        self._cancel_timer()
         t = type(msg)
         try:
             if t is tuple:
@@ -418,7 +425,7 @@ class GenServer:
                 tag = msg[0]
                 if n == 3 and tag == GEN_CALL:
                     from_ = msg[1]
-                    if "handle_call" in self._off:
+                    if "handle_call" in self._off and not self._drain:
                         return self._after_async(
                             self._in_thread(self.handle_call, msg[2], from_, self._state), from_
                         )
@@ -429,7 +436,7 @@ class GenServer:
                         return None
                     return self._after(res, from_)
                 if n == 2 and tag == GEN_CAST:
-                    if "handle_cast" in self._off:
+                    if "handle_cast" in self._off and not self._drain:
                         return self._after_async(
                             self._in_thread(self.handle_cast, msg[1], self._state), None
                         )
@@ -452,9 +459,54 @@ class GenServer:
         """Call callback ``name`` where its placement says: its result, or an awaitable
         of it when it runs on a thread."""
         fn = getattr(self, name)
-        if name in self._off:
+        if name in self._off and not self._drain:
             return self._in_thread(fn, *args)
         return fn(*args)
+
+    # -- a synchronous server's messages, run on a thread in batches ---------------------
+
+    def _start_batch(self, first: Any) -> Any:
+        """Hand ``first`` and the messages queued behind it to a thread: one hop there
+        and one back for the whole batch (casts cost no hop of their own)."""
+        proc = self._proc
+        batch = [first]
+        mailbox = proc.mailbox
+        while mailbox and len(batch) < _BATCH:
+            batch.append(mailbox.popleft())
+        ctx = contextvars.copy_context()
+        ctx.run(_current.set, proc)
+        pool = self._thread if self._thread is not None else proc.runtime.threads
+        proc.job = pool.submit(self._run_batch, batch, context=ctx)
+        return DETACHED
+
+    def _run_batch(self, batch: list[Any]) -> None:
+        """On the thread: the messages in order, as the loop would handle them; what they
+        do to the runtime (replies, timers, the exit) is handed to the loop in order."""
+        proc = self._proc
+        rt = proc.runtime
+        try:
+            for msg in batch:
+                if self._done or not proc.alive:
+                    return
+                pending = self._handle(msg)
+                if pending is not None:  # async code reached from a plain callback
+                    asyncio.run_coroutine_threadsafe(_awaited(pending), rt._loop_()).result()
+        finally:
+            rt.from_thread(self._batch_done)
+
+    def _batch_done(self) -> None:
+        proc = self._proc
+        proc.job = None
+        proc.runtime.resume(proc)
+
+    def _cancel_timer(self) -> None:
+        rt = self._proc.runtime
+        if rt.on_loop():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        elif self._token is not None:
+            rt.from_thread(self._cancel_timer)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` on this actor's thread (placement ``thread``) or a pool
@@ -538,11 +590,14 @@ class GenServer:
         return self._stop((_BAD_RETURN, action), self._state)
 
     def _set_timeout(self, seconds: float) -> None:
-        proc = self._proc
         token = self._token = object()
-        msg = _Internal("timeout", token)
-        rt = proc.runtime
-        self._timer = rt._loop_().call_later(max(seconds, 0), rt._deliver, proc, msg)
+        self._proc.runtime.from_thread(self._arm_timer, seconds, _Internal("timeout", token))
+
+    def _arm_timer(self, seconds: float, msg: _Internal) -> None:
+        proc = self._proc
+        if proc.alive and msg.arg is self._token:
+            rt = proc.runtime
+            self._timer = rt._loop_().call_later(max(seconds, 0), rt._deliver, proc, msg)
 
     def _crash(self, exc: BaseException) -> Any:
         return self._stop(reason_of(exc), self._state)
@@ -572,7 +627,8 @@ class GenServer:
             log.error(
                 "GenServer %s (%s) terminating: %r", self._proc.pid, type(self).__name__, reason
             )
-        self._proc.runtime._exit_process(self._proc, reason)
+        self._done = True
+        self._proc.runtime.from_thread(self._proc.runtime._exit_process, self._proc, reason)
 
     def _on_exit(self) -> None:
         if self._timer is not None:
@@ -586,6 +642,13 @@ class GenServer:
         proc = self._proc
         proc.mailbox.put_front(_Internal("stop", SHUTDOWN))
         proc.runtime._enqueue(proc)
+
+
+_BATCH = 256
+
+
+async def _awaited(pending: Any) -> None:
+    await pending
 
 
 def _reply_if_alive(proc: Process, from_: Any, value: Any) -> None:

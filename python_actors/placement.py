@@ -44,6 +44,7 @@ __all__ = [
     "PROCESS",
     "THREAD",
     "call_blocking",
+    "drains_in_thread",
     "off_loop_callbacks",
     "run_blocking",
 ]
@@ -91,6 +92,27 @@ def off_loop_callbacks(cls: type) -> frozenset[str]:
     frozen = frozenset(names)
     type.__setattr__(cls, "_off_loop_callbacks_", frozen)
     return frozen
+
+
+def drains_in_thread(cls: type) -> bool:
+    """Whether a server of ``cls`` handles its messages in batches on a thread: its
+    placement is ``auto`` or ``thread`` and none of its callbacks is ``async``."""
+    cached: bool | None = cls.__dict__.get("_drains_in_thread_")
+    if cached is not None:
+        return cached
+    result = False
+    if getattr(cls, "placement", AUTO) in (AUTO, THREAD):
+        base = _gen_server_base(cls)
+        overridden = [
+            getattr(cls, name)
+            for name in CALLBACKS
+            if getattr(cls, name, None) is not getattr(base, name, None)
+        ]
+        result = bool(overridden) and not any(inspect.iscoroutinefunction(f) for f in overridden)
+        if getattr(cls, "_handle", None) is not getattr(base, "_handle", None):
+            result = False  # a behaviour with its own message loop
+    type.__setattr__(cls, "_drains_in_thread_", result)
+    return result
 
 
 def _gen_server_base(cls: type) -> type:

@@ -52,6 +52,10 @@ QUEUED = 1
 RUNNING = 2
 BUSY = 3
 
+#: returned by a behaviour's ``_handle`` whose work continues off the loop: the
+#: process stays BUSY until the behaviour calls ``Runtime.resume``
+DETACHED: Any = type("Detached", (), {"__repr__": lambda self: "DETACHED"})()
+
 
 def current_process() -> Process:
     """The process whose code is running (Erlang's ``self()`` context).

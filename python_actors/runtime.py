@@ -51,7 +51,7 @@ from .errors import (
     reason_of,
 )
 from .inbound import InboundMixin
-from .process import BUSY, IDLE, QUEUED, RUNNING, Process, _current, _maybe_current
+from .process import BUSY, DETACHED, IDLE, QUEUED, RUNNING, Process, _current, _maybe_current
 from .router import LocalRouter, Router
 from .threads import ActorThreads
 from .watchdog import Watchdog
@@ -119,6 +119,8 @@ class Runtime(InboundMixin):
         self._loop_thread: int | None = None
         self._stopped = False
         self._services: dict[str, Any] = {}
+        self._outbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._outbox_lock = threading.Lock()
         self._watchdog_threshold = watchdog
         #: the pid signals from outside any process are sent from (never alive)
         self.system_pid = Pid(self.node, 0, 0, creation)
@@ -173,8 +175,22 @@ class Runtime(InboundMixin):
         from a callback running on a thread, say). Directly when already there."""
         if self.on_loop():
             fn(*args)
-        else:
-            self._loop_().call_soon_threadsafe(fn, *args)
+            return
+        with self._outbox_lock:
+            self._outbox.append((fn, args))
+            if len(self._outbox) > 1:
+                return  # a flush is already scheduled
+        self._loop_().call_soon_threadsafe(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        """Run what threads handed to the loop, in order; one wake-up per batch."""
+        with self._outbox_lock:
+            items, self._outbox = self._outbox, []
+        for fn, args in items:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("operation handed over from a thread failed: %r", fn)
 
     def call_on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` run on the loop thread, waiting for its result (or exception)
@@ -394,6 +410,9 @@ class Runtime(InboundMixin):
     def reply_to(self, tag_from: tuple[Pid, Any], message: Any, sender: Pid | None = None) -> None:
         """``gen:reply/2`` routing: send ``(Tag, message)`` to the alias in the tag
         (``[alias | A]`` or ``[[alias | A] | _]``) or else to the pid."""
+        if not self.on_loop():
+            self.from_thread(self.reply_to, tag_from, message, sender)
+            return
         pid, tag = tag_from
         sender = sender or self.system_pid
         alias = _alias_of(tag)
@@ -441,7 +460,8 @@ class Runtime(InboundMixin):
                     pending = handle(mailbox.popleft())
                     if pending is not None:
                         p.status = BUSY
-                        self._start_task(p, self._busy(p, pending))
+                        if pending is not DETACHED:
+                            self._start_task(p, self._busy(p, pending))
                         break
             except BaseException as exc:  # a bug in a behaviour: end the process
                 log.exception("behaviour of %s failed", p.pid)
@@ -460,6 +480,14 @@ class Runtime(InboundMixin):
         if runq and not self._scheduled:
             self._scheduled = True
             self._loop_().call_soon(self._run)
+
+    def resume(self, p: Process) -> None:
+        """End the BUSY state a behaviour entered by returning :data:`DETACHED` from
+        ``_handle`` (its work ran elsewhere, a thread say): take the next messages."""
+        if p.alive and p.status == BUSY:
+            p.status = IDLE
+            if p.mailbox:
+                self._enqueue(p)
 
     async def _busy(self, p: Process, pending: Awaitable[Any]) -> None:
         try:
