@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge import Node  # noqa: E402
 from dist_proto import Atom  # noqa: E402
-from python_actors import GenServer, NoReply, Ok, Reply, Runtime, call  # noqa: E402
+from python_actors import GenServer, NoReply, Reply, Runtime, call  # noqa: E402
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, runtime  # noqa: E402
 
 
