@@ -58,6 +58,7 @@ from .peer import DistProtocol, PeerConnection
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
 from .system_processes import NetKernel, Rex, Spawner
+from .tick_guard import TickGuard
 
 __all__ = ["Node"]
 
@@ -184,6 +185,10 @@ class Node:
                 self.creation = secrets.randbelow(0xFFFFFFF0) + 4
             self._runtime = Runtime(self.atom, self.creation, router=self.router)
             await self._runtime.__aenter__()
+            self._runtime.service(
+                "tick_guard",
+                lambda: TickGuard(loop, lambda: [p for p in self._peers.values() if p.open], self.net_ticktime),
+            )
             await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
             self._rex = Rex(self)
             await self._rex.start_process()

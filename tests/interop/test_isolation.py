@@ -26,7 +26,7 @@ import pytest
 
 from bridge import Node
 from dist_proto import Atom
-from python_actors import ChildSpec, GenServer, Ok, Reply, Supervisor
+from python_actors import ChildSpec, GenServer, NoReply, Ok, Reply, Supervisor
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, Runtime, pid_expr, unique_name
 from tests.interop.node_support import ev
 from tests.interop.test_erl_app import erl_ebin  # noqa: F401  (session fixture)
@@ -199,3 +199,35 @@ async def test_brutal_kill_of_a_blocked_child_returns_at_once(node: Node, beam: 
     took_us, answer = result
     assert took_us < 1_000_000, f"terminate_child with brutal_kill took {took_us} us"
     assert answer == 0
+
+
+class LoopHog(GenServer):
+    """Blocks the node's event loop itself: the placement users are told not to block in."""
+
+    placement = "loop"
+
+    def handle_cast(self, request: Any, state: Any) -> Any:
+        time.sleep(request)
+        return NoReply(state)
+
+
+async def test_connection_survives_a_held_event_loop(node: Node, beam: BeamNode) -> None:
+    """Even code that holds the node's loop for 3 x net_ticktime costs no connection:
+    the tick guard ticks from its thread; the watchdog names the culprit."""
+    await LoopHog.start(runtime=node.runtime, name="loop_hog")
+    downs: list[Any] = []
+    node.monitor_nodes(lambda n, up, reason: None if up else downs.append((n, reason)))
+    py = node.name
+    result = await ev(beam, f"""
+        pong = net_adm:ping('{py}'),
+        true = monitor_node('{py}', true),
+        gen_server:cast({{loop_hog, '{py}'}}, {3 * TICKTIME}),
+        timer:sleep({(3 * TICKTIME + 2) * 1000}),
+        Down = receive {{nodedown, '{py}'}} -> nodedown after 0 -> up end,
+        monitor_node('{py}', false),
+        {{Down, net_adm:ping('{py}')}}
+    """, timeout=90)
+    assert result == (Atom("up"), Atom("pong"))
+    assert downs == []
+    dog = node.runtime.service("watchdog", lambda: None)
+    assert any(s.name == Atom("loop_hog") for s in dog.stalls)
