@@ -53,6 +53,7 @@ from .errors import (
     SimultaneousConnect,
     UnknownNode,
 )
+from .introspection import install as install_introspection
 from .naming import as_atom, parse_node_name
 from .peer import DistProtocol, PeerConnection
 from .pg import PgScope
@@ -102,6 +103,8 @@ class Node:
     ``use_epmd=False`` with ``listen_port`` and ``ports={node: port}``: EPMD-less mode.
     ``net_ticktime`` (seconds, default 60, as ``net_kernel``) and ``net_setuptime`` (7).
     ``hidden=False`` advertises ``DFLAG_PUBLISHED`` (visible mode; not the default).
+    ``introspection=False`` leaves out the read-only answers to OTP's tools (etop,
+    ``rpc`` of ``erlang:process_info`` ...; see :mod:`bridge.introspection`).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class Node:
         ports: dict[str, int] | None = None,
         net_ticktime: float = 60.0,
         net_setuptime: float = 7.0,
+        introspection: bool = True,
     ) -> None:
         self._parsed = parse_node_name(name)
         self.name = str(self._parsed)
@@ -150,6 +154,7 @@ class Node:
         self._spawner = Spawner(self)
         self._rex: Rex | None = None
         self._pg_scopes: dict[Atom, PgScope] = {}
+        self._introspection = introspection
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -192,6 +197,8 @@ class Node:
                 lambda: TickGuard(loop, lambda: [p for p in self._peers.values() if p.open], self.net_ticktime),
             )
             await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
+            if self._introspection:
+                install_introspection(self)
             self._rex = Rex(self)
             await self._rex.start_process()
         except BaseException:

@@ -488,6 +488,7 @@ class GenServer:
             for msg in batch:
                 if self._done or not proc.alive:
                     return
+                proc.reductions += 1
                 pending = self._handle(msg)
                 if pending is not None:  # async code reached from a plain callback
                     asyncio.run_coroutine_threadsafe(_awaited(pending), rt._loop_()).result()

@@ -96,6 +96,7 @@ class Process:
         "parent",
         "reason",
         "job",
+        "reductions",
     )
 
     def __init__(self, runtime: Runtime, pid: Pid, parent: Pid | None) -> None:
@@ -120,6 +121,8 @@ class Process:
         self.reason: Any = None
         #: the thread job running this process's blocking code, if any (interrupted on kill)
         self.job: Job | None = None
+        #: messages handled so far: the analogue of BEAM's reductions (process_info)
+        self.reductions = 0
 
     def __repr__(self) -> str:
         return f"<Process {self.pid}{'' if self.alive else ' dead'}>"

@@ -471,6 +471,7 @@ class Runtime(InboundMixin):
                 self._running = None
                 _current.reset(token)
             budget -= n
+            p.reductions += n
             if p.status == RUNNING:
                 if p.alive and mailbox:
                     p.status = QUEUED

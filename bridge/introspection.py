@@ -1,0 +1,202 @@
+"""What OTP's introspection tools ask a node, answered for a Python node.
+
+``etop`` (``etop:start([{node, PyNode}, {output, text}])``) checks the node with
+``rpc:call(Node, observer_backend, vsn, [])`` and then, every interval, spawns
+``observer_backend:etop_collect(Collector)`` on it; the spawned process sends the
+collector ``{self(), #etop_info{}}``, one ``#etop_proc_info{}`` per process. The
+Python node answers both, so ``etop`` lists Python processes with their pid,
+registered name (or initial call), memory, reductions analogue, current function
+and message queue length (see :mod:`python_actors.introspection` for what each
+means here).
+
+Plain BIFs that tools and people call through ``rpc`` are answered too:
+``erlang:processes/0``, ``erlang:registered/0``, ``erlang:process_info/1,2``,
+``erlang:is_process_alive/1``, ``erlang:whereis/1``, ``erlang:node/0``,
+``erlang:memory/0,1`` and ``erlang:system_info(otp_release | process_count)``.
+Everything else stays ``undef``, so a tool the node cannot serve gets an error at
+once instead of hanging. Tracing (``dbg``) is one: ``dbg:n/1`` and ``dbg:tracer/3``
+get their relay process, which exits at once with ``{not_supported, Why}``, and
+``dbg:p/2`` reports ``{matched, Node, 0, {error, {not_supported, Why}}}`` for the
+Python node. So ``etop`` on a Python node runs with ``{tracing, off}`` (its runtime
+column is then reductions, as etop documents).
+
+All of it is read-only and runs on the node's loop; ``Node(introspection=False)``
+leaves it out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from dist_proto.terms import Atom, Pid
+from python_actors import Exit, Process
+from python_actors.introspection import process_info, process_items
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["install"]
+
+_OK = Atom("ok")
+_UNDEFINED = Atom("undefined")
+_BADARG = Atom("badarg")
+#: the runtime_tools version we answer etop's check with (any version passes it)
+RUNTIME_TOOLS_VSN = "1.19"
+NO_TRACING = b"Python processes cannot be traced (erlang:trace/3); use etop with {tracing, off}"
+
+
+def install(node: Node) -> None:
+    """Allow-list the introspection functions on ``node``."""
+    rt = node.runtime
+
+    async def vsn() -> Any:
+        return (_OK, list(RUNTIME_TOOLS_VSN.encode()))
+
+    async def processes() -> list[Pid]:
+        return rt.processes()
+
+    async def registered() -> list[Atom]:
+        return rt.registered()
+
+    async def whereis(name: Any) -> Any:
+        return rt.whereis(name) if type(name) is Atom else _UNDEFINED
+
+    async def is_process_alive(pid: Any) -> bool:
+        if type(pid) is not Pid:
+            raise Exit(_BADARG)
+        return rt.is_alive(pid)
+
+    async def info(pid: Any, items: Any = None) -> Any:
+        if type(pid) is not Pid:
+            raise Exit(_BADARG)
+        if items is None:
+            found = process_info(rt, pid)
+            return _UNDEFINED if found is None else [(Atom(k), v) for k, v in found.items()]
+        single = type(items) is Atom
+        names = [items] if single else items
+        if type(names) is not list or any(type(i) is not Atom for i in names):
+            raise Exit(_BADARG)
+        try:
+            found_items = process_items(rt, pid, [i.name for i in names])
+        except ValueError:
+            raise Exit(_BADARG) from None
+        if found_items is None:
+            return _UNDEFINED
+        return found_items[0] if single else found_items
+
+    async def this_node() -> Atom:
+        return node.atom
+
+    async def memory(kind: Any = None) -> Any:
+        table = _memory(rt)
+        if kind is None:
+            return list(table.items())
+        if type(kind) is Atom and kind in table:
+            return table[kind]
+        raise Exit(_BADARG)
+
+    async def system_info(item: Any) -> Any:
+        if item == Atom("otp_release"):
+            return list(f"python{sys.version_info.major}.{sys.version_info.minor}".encode())
+        if item == Atom("process_count"):
+            return len(rt.processes())
+        raise Exit(_BADARG)
+
+    async def etop_collect(proc: Process, collector: Any) -> None:
+        if type(collector) is Pid:
+            proc.send(collector, (proc.pid, _etop_info(rt, proc.pid)))
+
+    async def dbg_relay(proc: Process, parent: Any, tracer: Any) -> None:
+        # dbg:n/1 and dbg:tracer/3 wait for {started, Relay} with no timeout: answer,
+        # then exit with the reason, so dbg drops this node instead of hanging.
+        if type(parent) is Pid:
+            proc.send(parent, (Atom("started"), proc.pid))
+        raise Exit((Atom("not_supported"), NO_TRACING))
+
+    async def dbg_trace(pid_spec: Any, how: Any, flags: Any) -> Any:
+        return (Atom("error"), (Atom("not_supported"), NO_TRACING))
+
+    for name, fn in [
+        ("processes", processes),
+        ("registered", registered),
+        ("whereis", whereis),
+        ("is_process_alive", is_process_alive),
+        ("process_info", info),
+        ("node", this_node),
+        ("memory", memory),
+        ("system_info", system_info),
+    ]:
+        node.allow_rpc("erlang", name, fn)
+    node.allow_rpc("observer_backend", "vsn", vsn)
+    node.allow_spawn("observer_backend", "etop_collect", etop_collect)
+    node.allow_spawn("dbg", "do_relay", dbg_relay)
+    node.allow_rpc("dbg", "erlang_trace", dbg_trace)
+
+
+def _memory(rt: Any) -> dict[Atom, int]:
+    procs = 0
+    for pid in rt.processes():
+        found = process_items(rt, pid, ["memory"])
+        if found:
+            procs += found[0][1]
+    total = _rss_bytes() or procs
+    return {
+        Atom("total"): total,
+        Atom("processes"): procs,
+        Atom("ets"): 0,
+        Atom("atom"): 0,
+        Atom("code"): 0,
+        Atom("binary"): 0,
+    }
+
+
+def _rss_bytes() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _etop_info(rt: Any, collector_proc: Pid) -> tuple[Any, ...]:
+    """``#etop_info{}`` (runtime_tools' observer_backend.hrl) for this runtime."""
+    now = time.time()
+    mega, rest = divmod(int(now), 1_000_000)
+    stamp = (mega, rest, int((now % 1) * 1_000_000))
+    procinfo = []
+    for pid in rt.processes():
+        if pid == collector_proc:
+            continue
+        found = process_info(rt, pid)
+        if found is None:
+            continue
+        name = found["registered_name"] or found["initial_call"]
+        procinfo.append(
+            (
+                Atom("etop_proc_info"),
+                pid,
+                found["memory"],
+                found["reductions"],
+                name,
+                0,
+                found["current_function"],
+                found["message_queue_len"],
+            )
+        )
+    memi = list(_memory(rt).items())
+    return (
+        Atom("etop_info"),
+        stamp,
+        len(procinfo),
+        _UNDEFINED,
+        _UNDEFINED,
+        0,
+        [],
+        memi,
+        procinfo,
+    )
+
+
