@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom, Pid
@@ -119,7 +120,7 @@ def install(node: Node) -> None:
     async def dbg_trace(pid_spec: Any, how: Any, flags: Any) -> Any:
         return (Atom("error"), (Atom("not_supported"), NO_TRACING))
 
-    for name, fn in [
+    table: list[tuple[str, Callable[..., Any]]] = [
         ("processes", processes),
         ("registered", registered),
         ("whereis", whereis),
@@ -128,7 +129,8 @@ def install(node: Node) -> None:
         ("node", this_node),
         ("memory", memory),
         ("system_info", system_info),
-    ]:
+    ]
+    for name, fn in table:
         node.allow_rpc("erlang", name, fn)
     node.allow_rpc("observer_backend", "vsn", vsn)
     node.allow_spawn("observer_backend", "etop_collect", etop_collect)

@@ -29,14 +29,14 @@ runtime's loop thread.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom
 
-from .process import BUSY, QUEUED, RUNNING
+from .process import BUSY, QUEUED, RUNNING, Process
 
 if TYPE_CHECKING:
-    from .process import Process
     from .runtime import Runtime
 
 __all__ = ["ITEMS", "process_info", "process_items"]
@@ -148,7 +148,7 @@ def _status(proc: Process) -> Atom:
     return Atom("waiting")
 
 
-_ITEM = {
+_ITEM: dict[str, Callable[[Process], Any]] = {
     "registered_name": lambda p: p.name if p.name is not None else [],
     "message_queue_len": lambda p: len(p.mailbox),
     "memory": _memory,
