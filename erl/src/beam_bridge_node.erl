@@ -21,7 +21,7 @@
 -module(beam_bridge_node).
 -behaviour(gen_server).
 
--export([start_link/1, child_spec/1, os_pid/1, node_name/1]).
+-export([start_link/1, child_spec/1, os_pid/1, node_name/1, owner/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -record(state, {port :: port(), name :: node(), os_pid :: integer(),
@@ -50,9 +50,20 @@ os_pid(Server) -> gen_server:call(Server, os_pid).
 -spec node_name(pid()) -> node().
 node_name(Server) -> gen_server:call(Server, node_name).
 
+%% @doc The local process that owns (started and watches) the Python node `Node',
+%% or `undefined'. {@link beam_bridge_proxy} uses it to order exits.
+-spec owner(node()) -> pid() | undefined.
+owner(Node) when is_atom(Node) ->
+    whereis(owner_name(Node)).
+
+%% A registered name per owned node. The atom is made once per Python node name.
+owner_name(Node) ->
+    list_to_atom("beam_bridge_node " ++ atom_to_list(Node)).
+
 %% @private
 init(#{name := Name} = Opts) ->
     process_flag(trap_exit, true),
+    true = register(owner_name(Name), self()),
     Python = python_executable(Opts),
     Cookie = maps:get(cookie, Opts, erlang:get_cookie()),
     Module = case maps:get(module, Opts, undefined) of
