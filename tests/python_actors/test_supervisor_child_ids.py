@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from dist_proto.terms import Atom, Pid
-from python_actors import DynamicSupervisor, GenServer, Ok, Runtime, Supervisor, SupervisorError, call
+from python_actors import (
+    DynamicSupervisor,
+    GenServer,
+    Ok,
+    Runtime,
+    Supervisor,
+    SupervisorError,
+    call,
+)
 from python_actors.supervisor import id_text
 
 OK, ERROR = Atom("ok"), Atom("error")
