@@ -57,7 +57,7 @@ from .naming import as_atom, parse_node_name
 from .peer import DistProtocol, PeerConnection
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
-from .system_processes import NetKernel, Rex, Spawner
+from .system_processes import Spawner, start_system_supervisor
 
 __all__ = ["Node"]
 
@@ -146,7 +146,6 @@ class Node:
         self._stopped: asyncio.Event | None = None
         self.router = NodeRouter(self)
         self._spawner = Spawner(self)
-        self._rex: Rex | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -184,9 +183,7 @@ class Node:
                 self.creation = secrets.randbelow(0xFFFFFFF0) + 4
             self._runtime = Runtime(self.atom, self.creation, router=self.router)
             await self._runtime.__aenter__()
-            await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
-            self._rex = Rex(self)
-            await self._rex.start_process()
+            await start_system_supervisor(self)
         except BaseException:
             await self.stop()
             raise

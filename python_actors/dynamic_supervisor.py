@@ -38,6 +38,7 @@ from .supervisor import (
     _ok_pid,
     add_restart,
     child_spec,
+    is_from,
     shutdown_children,
     spec_map,
     start_child_process,
@@ -97,6 +98,8 @@ class DynamicSupervisor(GenServer):
         return Ok(args)
 
     async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
+        if not is_from(from_):
+            return NoReply(state)
         if request == Atom("which_children"):
             out = [
                 (_UNDEF, pid, Atom(s.type), s.modules if s.modules is not None else [])

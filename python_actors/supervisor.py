@@ -193,6 +193,12 @@ class _State:
         return next((c for c in self.children if id_text(c.spec.id) == text), None)
 
 
+def is_from(from_: Any) -> bool:
+    """A caller's ``From`` as ``gen_server`` sends it: ``{Pid, Tag}``. A request with
+    any other ``From`` is dropped unread: it cannot be answered."""
+    return type(from_) is tuple and len(from_) == 2 and type(from_[0]) is Pid
+
+
 def id_text(child_id: Any) -> str | None:
     """The text of a child id in any spelling Erlang may use for it.
 
@@ -450,6 +456,8 @@ class Supervisor(GenServer):
     # -- requests (OTP terms) ----------------------------------------------------------
 
     async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
+        if not is_from(from_):
+            return NoReply(state)  # junk: nobody to answer, and nothing is changed
         r = request
         if r == Atom("which_children"):
             out = [
