@@ -17,7 +17,14 @@
 %% name or file for `serve'), `python' (executable; default `$BEAM_BRIDGE_PYTHON'
 %% or `python3'), `cookie' (default this node's cookie), `epmd_port', `extra_args'
 %% (more `serve' arguments), `env' (list of `{Name, Value}'), `cd',
-%% `start_timeout' (default 30000), `stop_timeout' (default 5000), `id'.
+%% `start_timeout' (default 30000), `stop_timeout' (default 5000), `id', `log_to'
+%% (default this node; `none' to disable).
+%%
+%% Logs: the Python node sends its log records of level WARNING and up, and its
+%% actors' crash reports, to `log_to''s `logger' (through `logger_proxy', the way
+%% remote BEAM nodes do), at the matching level, with metadata `node', `pid',
+%% `registered_name', `class', `python_logger' and `domain' `[beam_bridge, python]'.
+%% Its standard output and error are logged here at `debug' level.
 -module(beam_bridge_node).
 -behaviour(gen_server).
 
@@ -75,6 +82,11 @@ init(#{name := Name} = Opts) ->
         case maps:get(epmd_port, Opts, undefined) of
             undefined -> [];
             P -> ["--epmd-port", integer_to_list(P)]
+        end ++
+        case maps:get(log_to, Opts, node()) of
+            none -> [];
+            nonode@nohost -> [];
+            LogNode -> ["--log-to", atom_to_list(LogNode)]
         end ++ [to_list(A) || A <- maps:get(extra_args, Opts, [])],
     PortOpts = [{args, Args}, exit_status, {line, 4096}, use_stdio, stderr_to_stdout, binary,
                 {env, [{to_list(K), to_list(V)} || {K, V} <- maps:get(env, Opts, [])]}] ++
