@@ -18,7 +18,7 @@ import pytest
 from bridge import Node
 from bridge.logs import BeamLogHandler, beam_level, forward_logs
 from dist_proto import Atom
-from python_actors import GenServer, Ok, Reply
+from python_actors import Exit, GenServer, Ok, Reply
 from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime, pid_expr, unique_name
 from tests.interop.node_support import ev, eventually, py_node
 from tests.interop.test_erl_app import erl_ebin  # noqa: F401  (session fixture)
@@ -100,7 +100,7 @@ async def test_actor_crash_report_has_pid_name_and_class(beam: BeamNode, node: N
     try:
         pid = await Chatty.start(None, name=name, runtime=node.runtime)
         assert await node.call(pid, Atom("hello")) == Atom("ok")
-        with pytest.raises(Exception):
+        with pytest.raises(Exit):
             await node.call(pid, Atom("crash"))
         await eventually(lambda: any(ln[0] == "error" for ln in lines(log_file)), what="crash report")
         expect_pid = (await ev(beam, f"list_to_binary(pid_to_list({pid_expr(pid)}))")).decode()
@@ -178,3 +178,54 @@ def test_python_node_under_beam_bridge_node_logs_to_its_owner(beam: BeamNode, lo
         assert crash[0][1] == beam.eval_term("list_to_binary(pid_to_list(LA))").decode()
     finally:
         beam.eval("unlink(LSup), exit(LSup, shutdown)")
+
+
+ELIXIR_BACKEND = """
+defmodule BBCapture do
+  @behaviour :gen_event
+  def init(_), do: {:ok, nil}
+  def handle_call({:configure, _}, s), do: {:ok, :ok, s}
+  def handle_event({level, _gl, {Logger, msg, _ts, md}}, s) do
+    if md[:domain] == [:beam_bridge, :python] do
+      send(:bb_collector, {:logged, level, IO.chardata_to_string(msg), md[:class], md[:registered_name]})
+    end
+    {:ok, s}
+  end
+  def handle_event(_, s), do: {:ok, s}
+  def handle_info(_, s), do: {:ok, s}
+end
+{:ok, _} = Application.ensure_all_started(:logger)
+Process.register(self(), :bb_collector)
+Logger.add_backend(BBCapture)
+"""
+
+
+def test_elixir_logger_backends_see_python_records(epmd: Epmd) -> None:
+    """Elixir 1.14 on OTP 25: a Logger backend receives the Python records, with the
+    crash report's level and metadata."""
+
+    async def scenario() -> None:
+        from tests.beam import runtime as find_runtime
+
+        with BeamNode(find_runtime("otp25"), epmd_port=epmd.port, elixir=True) as ex:
+            code = ELIXIR_BACKEND.replace('"', '\\"')
+            await asyncio.to_thread(ex.eval_term, f"element(1, 'Elixir.Code':eval_string(<<\"{code}\"/utf8>>))")
+            async with py_node(epmd.port, prefix="pyex") as node:
+                handler = forward_logs(node, ex.name)
+                name = unique_name("chatty")
+                try:
+                    pid = await Chatty.start(None, name=name, runtime=node.runtime)
+                    await node.call(pid, Atom("hi"))
+                    with pytest.raises(Exit):
+                        await node.call(pid, Atom("crash"))
+                    got = await asyncio.to_thread(
+                        ex.eval_term,
+                        "[receive {logged, L, M, C, N} -> {L, M, C, N} after 5000 -> timeout end || _ <- [1, 2]]")
+                finally:
+                    logging.getLogger().removeHandler(handler)
+            cls = Atom(f"{Chatty.__module__}.{Chatty.__qualname__}")
+            # Elixir 1.14's backends name the level :warn (logger's warning).
+            assert got[0] == (Atom("warn"), b"asked hi", cls, Atom(name))
+            assert got[1][0] == Atom("error") and b"chatty crashed" in got[1][1] and got[1][2:] == (cls, Atom(name))
+
+    asyncio.run(scenario())
