@@ -42,6 +42,9 @@
 %% How long a proxy whose actor exited `shutdown' waits to learn whether the actor's
 %% node (owned by a local beam_bridge_node) is stopping, before exiting anyway.
 -define(NODE_STOP_GRACE, 5000).
+%% How long a proxy whose actor's node was lost waits for that node's owner to exit
+%% (the owner's own stop_timeout bounds it in practice).
+-define(NODE_LOST_WAIT, 30000).
 
 %% @doc Start a proxy and its actor `Actor' on `Node'; `Link' links the proxy to
 %% the caller. Returns `{ok, Proxy}' once the actor's `init' has run, `ignore' or
@@ -91,7 +94,8 @@ proxy_init(Caller, Ref, Node, Actor, Args, Opts) ->
         {GuardRef, {ok, ActorPid}} ->
             put(?ACTOR_KEY, ActorPid),
             Caller ! {Ref, {ok, Proxy}},
-            loop(Caller, Guard, ActorPid, Node);
+            %% The owner of this incarnation of the node, if a local one has it.
+            loop(Caller, Guard, ActorPid, beam_bridge_node:owner(Node));
         {GuardRef, Other} ->
             Caller ! {Ref, Other},
             exit(normal);
@@ -100,19 +104,19 @@ proxy_init(Caller, Ref, Node, Actor, Args, Opts) ->
             exit(normal)
     end.
 
-loop(Parent, Guard, Actor, Node) ->
+loop(Parent, Guard, Actor, Owner) ->
     receive
         {'EXIT', Parent, Reason} ->
             stop_actor(Guard, Reason);
         {'EXIT', Guard, Reason} ->
-            actor_exited(Node, Reason);
+            actor_exited(Owner, Reason);
         {'EXIT', _Other, normal} ->
-            loop(Parent, Guard, Actor, Node);
+            loop(Parent, Guard, Actor, Owner);
         {'EXIT', _Other, Reason} ->
             stop_actor(Guard, Reason);
         Message ->
             Actor ! Message,
-            loop(Parent, Guard, Actor, Node)
+            loop(Parent, Guard, Actor, Owner)
     end.
 
 %% The parent (a supervisor) stops the child: the guard passes the reason on, and
@@ -123,19 +127,19 @@ stop_actor(Guard, Reason) ->
         {'EXIT', Guard, _} -> exit(Reason)
     end.
 
-actor_exited(Node, Reason) ->
-    case beam_bridge_node:owner(Node) of
-        Owner when is_pid(Owner), Reason =:= noconnection ->
-            wait_owner(Owner, infinity);
-        Owner when is_pid(Owner), Reason =:= shutdown ->
-            wait_owner(Owner, ?NODE_STOP_GRACE);
-        _ ->
-            ok
-    end,
+actor_exited(Owner, Reason) when is_pid(Owner), Reason =:= noconnection ->
+    wait_owner(Owner, ?NODE_LOST_WAIT),
+    exit(Reason);
+actor_exited(Owner, Reason) when is_pid(Owner), Reason =:= shutdown ->
+    wait_owner(Owner, ?NODE_STOP_GRACE),
+    exit(Reason);
+actor_exited(_Owner, Reason) ->
     exit(Reason).
 
-%% The actor's node is down (or stopping) and a local beam_bridge_node owns it: that
-%% owner is about to exit; let the supervisor see its exit before ours.
+%% The actor's node is down (or stopping) and the local beam_bridge_node that owned
+%% it when the actor started is about to exit (it watches the node and its OS
+%% process): let the supervisor see its exit before ours. An owner already gone
+%% answers at once; the wait is bounded in any case.
 wait_owner(Owner, Timeout) ->
     MRef = erlang:monitor(process, Owner),
     receive
