@@ -92,6 +92,7 @@ from .cookie import CookieError, resolve_cookie
 from .epmd_client import EpmdError, NameTaken, epmd_port_from_env, names, port_please
 from .epmd_server import EpmdServer
 from .errors import ConnectError, RpcError
+from .logs import forward_logs
 from .naming import NodeName, NodeNameError, parse_node_name
 from .node import Node
 
@@ -270,6 +271,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="run an EPMD in this process if none listens on the EPMD port")
     p.add_argument("--listen-port", metavar="PORT", type=_port, default=0, help="distribution port (default: any)")
     p.add_argument("--visible", action="store_true", help="connect as a visible node, not hidden")
+    p.add_argument("--log-to", metavar="NODE",
+                   help="also send log records (WARNING and up) to the logger of BEAM node NODE")
     return parser
 
 
@@ -571,7 +574,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                                          "'python -m bridge epmd', or pass --embedded-epmd)") from None
     except OSError as exc:
         raise CliError(EXIT_UNAVAILABLE, f"cannot start {name}: {exc}") from None
+    log_handler = None
     try:
+        if args.log_to:
+            log_handler = forward_logs(node, args.log_to)
         for attr, mod, fun, fn in tables:
             (node.allow_rpc if attr == "ALLOW_RPC" else node.allow_spawn)(mod, fun, fn)
         if args.stdin_watch:
@@ -586,6 +592,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         log.info("stopping node %s", node.name)
     finally:
         await node.stop()
+        if log_handler is not None:
+            logging.getLogger().removeHandler(log_handler)
     return EXIT_OK
 
 

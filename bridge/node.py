@@ -59,7 +59,7 @@ from .peer import DistProtocol, PeerConnection
 from .pg import PgScope
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
-from .system_processes import NetKernel, Rex, Spawner
+from .system_processes import Spawner, start_system_supervisor
 from .tick_guard import TickGuard
 
 __all__ = ["Node"]
@@ -152,7 +152,6 @@ class Node:
         self._stopped: asyncio.Event | None = None
         self.router = NodeRouter(self)
         self._spawner = Spawner(self)
-        self._rex: Rex | None = None
         self._pg_scopes: dict[Atom, PgScope] = {}
         self._introspection = introspection
 
@@ -196,11 +195,9 @@ class Node:
                 "tick_guard",
                 lambda: TickGuard(loop, lambda: [p for p in self._peers.values() if p.open], self.net_ticktime),
             )
-            await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
+            await start_system_supervisor(self)
             if self._introspection:
                 install_introspection(self)
-            self._rex = Rex(self)
-            await self._rex.start_process()
         except BaseException:
             await self.stop()
             raise
