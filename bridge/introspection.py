@@ -52,6 +52,7 @@ NO_TRACING = b"Python processes cannot be traced (erlang:trace/3); use etop with
 def install(node: Node) -> None:
     """Allow-list the introspection functions on ``node``."""
     rt = node.runtime
+    started = time.monotonic()
 
     async def vsn() -> Any:
         return (_OK, list(RUNTIME_TOOLS_VSN.encode()))
@@ -100,11 +101,43 @@ def install(node: Node) -> None:
         raise Exit(_BADARG)
 
     async def system_info(item: Any) -> Any:
-        if item == Atom("otp_release"):
-            return list(f"python{sys.version_info.major}.{sys.version_info.minor}".encode())
-        if item == Atom("process_count"):
-            return len(rt.processes())
-        raise Exit(_BADARG)
+        found = _system_info(rt, started).get(item) if type(item) is Atom else None
+        if found is None:
+            raise Exit(_BADARG)
+        return found
+
+    async def sys_info() -> Any:
+        info = _system_info(rt, started)
+        keys = [
+            "uptime", "run_queue", "io_input", "io_output", "logical_processors",
+            "logical_processors_online", "logical_processors_available", "schedulers",
+            "schedulers_online", "schedulers_available", "otp_release", "version",
+            "system_architecture", "kernel_poll", "smp_support", "threads",
+            "thread_pool_size", "wordsize_internal", "wordsize_external", "alloc_info",
+            "process_count", "atom_limit", "atom_count", "process_limit", "port_limit",
+            "port_count", "ets_limit", "ets_count", "dist_buf_busy_limit",
+        ]  # fmt: skip
+        return [(Atom(k), info[Atom(k)]) for k in keys] + list(_memory(rt).items())
+
+    async def ensure_loaded(module: Any) -> Any:
+        if module == Atom("observer_backend"):
+            return (Atom("module"), module)
+        return (Atom("error"), Atom("nofile"))
+
+    async def function_exported(module: Any, function: Any, arity: Any) -> bool:
+        return (module, function, arity) in {
+            (Atom("observer_backend"), Atom("procs_info"), 1),
+            (Atom("observer_backend"), Atom("etop_collect"), 1),
+            (Atom("observer_backend"), Atom("sys_info"), 0),
+        }
+
+    async def which_applications() -> list[Any]:
+        return []
+
+    async def procs_info(proc: Process, collector: Any) -> None:
+        if type(collector) is Pid:
+            info = _etop_info(rt, proc.pid)
+            proc.send(collector, (Atom("procs_info"), proc.pid, info[-1]))
 
     async def etop_collect(proc: Process, collector: Any) -> None:
         if type(collector) is Pid:
@@ -133,6 +166,11 @@ def install(node: Node) -> None:
     for name, fn in table:
         node.allow_rpc("erlang", name, fn)
     node.allow_rpc("observer_backend", "vsn", vsn)
+    node.allow_rpc("observer_backend", "sys_info", sys_info)
+    node.allow_spawn("observer_backend", "procs_info", procs_info)
+    node.allow_rpc("code", "ensure_loaded", ensure_loaded)
+    node.allow_rpc("erlang", "function_exported", function_exported)
+    node.allow_rpc("application", "which_applications", which_applications)
     node.allow_spawn("observer_backend", "etop_collect", etop_collect)
     node.allow_spawn("dbg", "do_relay", dbg_relay)
     node.allow_rpc("dbg", "erlang_trace", dbg_trace)
@@ -153,6 +191,46 @@ def _memory(rt: Any) -> dict[Atom, int]:
         Atom("code"): 0,
         Atom("binary"): 0,
     }
+
+
+def _system_info(rt: Any, started: float) -> dict[Atom, Any]:
+    """``erlang:system_info/1`` items that tools read, with this process's values."""
+    cpus = os.cpu_count() or 1
+    threads = rt.threads.size
+    release = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    values: dict[str, Any] = {
+        "uptime": int((time.monotonic() - started) * 1000),
+        "run_queue": 0,
+        "io_input": 0,
+        "io_output": 0,
+        "logical_processors": cpus,
+        "logical_processors_online": cpus,
+        "logical_processors_available": cpus,
+        "schedulers": 1,
+        "schedulers_online": 1,
+        "schedulers_available": 1,
+        "dirty_cpu_schedulers": 0,
+        "otp_release": list(release.encode()),
+        "version": list(sys.version.split()[0].encode()),
+        "system_architecture": list(f"{os.uname().machine}-python-{sys.platform}".encode()),
+        "kernel_poll": True,
+        "smp_support": True,
+        "threads": True,
+        "thread_pool_size": threads,
+        "wordsize_internal": 8,
+        "wordsize_external": 8,
+        "alloc_info": [],
+        "process_count": len(rt.processes()),
+        "atom_limit": 0,
+        "atom_count": 0,
+        "process_limit": 1 << 28,
+        "port_limit": 0,
+        "port_count": 0,
+        "ets_limit": 0,
+        "ets_count": 0,
+        "dist_buf_busy_limit": 1024 * 1024,
+    }
+    return {Atom(k): v for k, v in values.items()}
 
 
 def _rss_bytes() -> int:

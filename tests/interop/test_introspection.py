@@ -119,3 +119,25 @@ async def test_dbg_fails_fast_with_a_reason(node: Node, beam25: BeamNode) -> Non
     for entry in matched:
         if entry[1] == Atom(node.name):
             assert entry[3][1][0] == Atom("not_supported")
+
+
+async def test_observer_backend_answers(node: Node, beam: BeamNode) -> None:
+    """What observer's Processes and System tabs ask a node (observer_pro_wx,
+    observer_sys_wx): procs_info streamed to a collector, sys_info as a proplist."""
+    pid = await Probe.start(runtime=node.runtime, name="observer_probe")
+    py = node.name
+    result = await ev(beam, f"""
+        true = rpc:call('{py}', erlang, function_exported, [observer_backend, procs_info, 1]),
+        {{module, observer_backend}} = rpc:call('{py}', code, ensure_loaded, [observer_backend]),
+        Collector = self(),
+        Backend = spawn_link('{py}', observer_backend, procs_info, [Collector]),
+        Procs = receive {{procs_info, Backend, Ps}} -> Ps after 5000 -> timeout end,
+        Sys = rpc:call('{py}', observer_backend, sys_info, []),
+        {{[element(2, P) || P <- Procs], [element(5, P) || P <- Procs],
+          proplists:get_value(process_count, Sys), proplists:get_value(total, Sys),
+          is_list(proplists:get_value(otp_release, Sys))}}
+    """)
+    pids, names, count, total, release_is_text = result
+    assert pid in pids
+    assert Atom("observer_probe") in names and Atom("net_kernel") in names
+    assert count >= len(pids) and total > 0 and release_is_text
