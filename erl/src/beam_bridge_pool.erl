@@ -58,7 +58,7 @@
 -define(DEFAULT_RETRY, 1000).
 
 -record(state, {
-    sup :: pid(),                      % the workers' supervisor (linked)
+    sup :: pid() | undefined,          % the workers' supervisor (linked)
     size :: pos_integer(),
     nodes :: [node()],
     strategy :: fifo | lifo,
@@ -286,7 +286,7 @@ handle_info({nodedown, _Node, _Info}, State) ->
 handle_info(refill, State) ->
     {noreply, start_refill(State#state{timer = undefined})};
 handle_info({'EXIT', Sup, Reason}, #state{sup = Sup} = State) ->
-    {stop, Reason, State};
+    {stop, Reason, State#state{sup = undefined}};
 handle_info({'EXIT', Refill, _}, #state{refill = Refill} = State) ->
     {noreply, schedule_refill(State#state{refill = undefined})};
 handle_info({'EXIT', _Pid, _Reason}, State) ->
@@ -297,12 +297,13 @@ handle_info(_Msg, State) ->
 %% @private Stop the workers' supervisor (and with it the workers) before leaving.
 terminate(Reason, #state{sup = Sup, refill = Refill}) ->
     _ = [exit(Refill, kill) || is_pid(Refill)],
-    ShutdownReason = case Reason of
-                         normal -> shutdown;
-                         _ -> Reason
-                     end,
-    exit(Sup, ShutdownReason),
-    receive {'EXIT', Sup, _} -> ok end.
+    case Sup of
+        undefined ->
+            ok;
+        _ ->
+            exit(Sup, case Reason of normal -> shutdown; _ -> Reason end),
+            receive {'EXIT', Sup, _} -> ok end
+    end.
 
 %% -- internals --------------------------------------------------------------------
 

@@ -285,14 +285,15 @@ def test_elixir_supervisor_with_pypool(epmd: Epmd, pool_ebin: Path) -> None:
             async with Node(f"{unique_name('py')}@127.0.0.1", cookie=TEST_COOKIE, epmd_port=epmd.port) as node:
                 allow_pool_workers(node)
                 code = (
-                    "children = [{PyPool, name: :ex_pool, node: :\"%s\", actor: :pool_worker, size: 2}];"
+                    f'children = [{{PyPool, name: :ex_pool, node: :"{node.name}", actor: :pool_worker, size: 2}}];'
                     "{:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one);"
                     "[{:ex_pool, _, :supervisor, _}] = Supervisor.which_children(sup);"
                     "pids = for _ <- 1..4, do: PyPool.call(:ex_pool, :whoami, 2_000);"
                     "Supervisor.stop(sup);"
                     "pids"
-                ) % node.name
-                expr = "process_flag(trap_exit, true), element(1, 'Elixir.Code':eval_string(<<\"%s\">>))" % code.replace('"', '\\"')
+                )
+                quoted = code.replace('"', '\\"')
+                expr = f"process_flag(trap_exit, true), element(1, 'Elixir.Code':eval_string(<<\"{quoted}\">>))"
                 pids = await asyncio.to_thread(ex.eval_term, expr)
                 assert len(set(pids)) == 2 and all(p.node == node.atom for p in pids)
 
