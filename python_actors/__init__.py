@@ -41,6 +41,7 @@ from .gen_server import (
     stop,
 )
 from .mailbox import ANY, pattern
+from .pool import Pool, PoolCallError
 from .process import Process, current_process
 from .router import Inbound, LocalRouter, Router
 from .runtime import Runtime
@@ -71,6 +72,8 @@ __all__ = [
     "NoReply",
     "NotInProcess",
     "Ok",
+    "Pool",
+    "PoolCallError",
     "Process",
     "ReceiveTimeout",
     "Reply",
