@@ -129,8 +129,8 @@ call(Pool, Request, Timeout) ->
              catch exit:{timeout, _} ->
                      gen_server:cast(Pool, {cancel_waiting, CRef}),
                      exit({timeout, MFA});
-                   exit:{Reason, _} ->
-                     exit({Reason, MFA})
+                   exit:Reason ->
+                     exit(pool_reason(Reason, MFA))
              end,
     case remaining(Deadline) of
         0 ->
@@ -149,10 +149,14 @@ call_worker(Pool, Worker, CRef, Request, Remaining, MFA) ->
     catch exit:{timeout, _} ->
             gen_server:cast(Pool, {expired, Worker, CRef}),
             exit({timeout, MFA});
-          exit:{Reason, _} ->
+          exit:Reason ->
             gen_server:cast(Pool, {checkin, Worker, CRef}),
-            exit({Reason, MFA})
+            exit(pool_reason(Reason, MFA))
     end.
+
+%% `gen_server:call''s exit reason, restated for the pool's call.
+pool_reason({Reason, {gen_server, call, _}}, MFA) -> {Reason, MFA};
+pool_reason(Reason, _MFA) -> Reason.
 
 %% @doc Check a worker out of the pool for several calls (poolboy's `checkout/3');
 %% give it back with {@link checkin/2}. Exits like `gen_server:call/3' on timeout.
