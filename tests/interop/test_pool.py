@@ -22,7 +22,7 @@ from dist_proto import Atom, Pid
 from tests.beam import REPO_ROOT, TEST_COOKIE, BeamNode, Epmd, Runtime, unique_name
 from tests.beam import runtime as find_runtime
 from tests.interop.fixtures.pool_actors import allow_pool_workers
-from tests.interop.node_support import ev, q
+from tests.interop.node_support import ev, eventually, q
 
 pytestmark = pytest.mark.interop
 
@@ -68,8 +68,15 @@ async def pool(beam: BeamNode, spec: str) -> AsyncIterator[str]:
                        "receive {'DOWN', M, _, _, _} -> ok after 15000 -> timeout end")
 
 
+# The Python actor behind a worker pid: ``beam_bridge:start_link`` may hand the pool a
+# local proxy of the actor (``beam_bridge:actor/1`` then gives the Python pid).
+ACTOR = ("(fun(W) -> case erlang:function_exported(beam_bridge, actor, 1) of "
+         "true -> beam_bridge:actor(W); false -> W end end)")
+
+
 async def workers(beam: BeamNode, name: str) -> list[Pid]:
-    return list(await ev(beam, f"beam_bridge_pool:workers({name})"))
+    """The Python pids of the pool's running workers."""
+    return list(await ev(beam, f"[{ACTOR}(W) || W <- beam_bridge_pool:workers({name})]"))
 
 
 async def status(beam: BeamNode, name: str) -> dict[Any, Any]:
@@ -119,7 +126,7 @@ async def test_callers_queue_when_all_workers_are_busy(app_beam: BeamNode, py_no
             ok = beam_bridge_pool:checkin({name}, W1),
             Got = receive {{got, C, X}} -> X after 5000 -> no_reply end,
             ok = beam_bridge_pool:checkin({name}, W2),
-            {{Queued, Got, W1, W2}}""")
+            {{Queued, Got, {ACTOR}(W1), {ACTOR}(W2)}}""")
         queued, got, w1, w2 = res
         assert queued[Atom("waiting")] == 1 and queued[Atom("idle")] == 0 and queued[Atom("busy")] == 2
         assert got == w1 != w2  # the queued caller got the worker that came back
@@ -171,10 +178,11 @@ async def _stuck_worker_scenario(beam: BeamNode, py_node: Node, name: str) -> No
     # the kill seen through monitors, and a call answered by the other worker meanwhile.
     res = await ev(beam, f"""
         Before = beam_bridge_pool:workers({name}),
-        Refs = [{{erlang:monitor(process, W), W}} || W <- Before],
+        Refs = [{{erlang:monitor(process, W), {ACTOR}(W)}} || W <- Before],
         Stuck = (catch beam_bridge_pool:call({name}, {{sleep, 30}}, 500)),
-        Down = receive {{'DOWN', R, process, Wd, Why}} -> {{lists:member({{R, Wd}}, Refs), Wd, Why}}
-               after 2000 -> no_down end,
+        Down = (fun Wait() -> receive {{'DOWN', R, process, _, Why}} ->
+                                  case lists:keyfind(R, 1, Refs) of {{R, A}} -> {{true, A, Why}}; false -> Wait() end
+                              after 2000 -> no_down end end)(),
         Other = (catch beam_bridge_pool:call({name}, whoami, 1000)),
         {{Stuck, Down, Other}}""", timeout=90)
     stuck, down, other = res
@@ -183,7 +191,7 @@ async def _stuck_worker_scenario(beam: BeamNode, py_node: Node, name: str) -> No
     ours, killed_pid, why = down
     assert ours and why == KILLED and killed_pid in before
     assert other in before and other != killed_pid
-    assert not py_node.runtime.is_alive(killed_pid)
+    await eventually(lambda: not py_node.runtime.is_alive(killed_pid), what="the stuck actor is gone")
     after = await full_pool(beam, name, 2, before)
     assert killed_pid not in after and other in after
     replacement = next(p for p in after if p != other)

@@ -150,7 +150,9 @@ def _scenario(beam: BeamNode, hosts: HostPair, host_a: PythonHost, host_b: Pytho
         return beam.eval_term(scoped(expr), 60)
 
     def workers() -> list[Pid]:
-        return list(ev("beam_bridge_pool:workers(pool_netns)"))
+        # The Python pids (``beam_bridge:start_link`` may hand the pool local proxies).
+        return list(ev("[case erlang:function_exported(beam_bridge, actor, 1) of true -> beam_bridge:actor(W); "
+                       "false -> W end || W <- beam_bridge_pool:workers(pool_netns)]"))
 
     def calls(n: int) -> set[Pid]:
         return set(ev(f"[beam_bridge_pool:call(pool_netns, whoami, 3000) || _ <- lists:seq(1, {n})]"))
