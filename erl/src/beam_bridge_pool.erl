@@ -50,7 +50,8 @@
                   args => term(), size => pos_integer(), strategy => fifo | lifo,
                   timeout => timeout(), shutdown => timeout() | brutal_kill,
                   intensity => non_neg_integer(), period => pos_integer(),
-                  retry_interval => pos_integer(), id => term()}.
+                  retry_interval => pos_integer(), id => term(),
+                  restart => supervisor:restart()}.
 -export_type([pool/0, opts/0]).
 
 -define(DEFAULT_SIZE, 5).
@@ -91,7 +92,8 @@ start_link(#{actor := Actor} = Opts) when is_atom(Actor) ->
 
 %% @doc A supervisor child spec (map) for a pool, for `supervisor:start_child/2' or
 %% a supervisor's `init/1'. The pool supervises its workers, so its type is
-%% `supervisor' and its shutdown `infinity'. `id' defaults to the pool's name.
+%% `supervisor' and its shutdown `infinity'. `id' defaults to the pool's name,
+%% `restart' to `permanent'.
 -spec child_spec(opts()) -> supervisor:child_spec().
 child_spec(#{actor := _} = Opts) ->
     #{id => maps:get(id, Opts, maps:get(name, Opts, ?MODULE)),
@@ -105,7 +107,7 @@ child_spec(#{actor := _} = Opts) ->
 -spec stop(pool()) -> ok.
 stop(Pool) -> gen_server:stop(Pool).
 
-%% @doc Stop the pool with `Reason', waiting at most `Timeout'.
+%% @doc Stop the pool (reason `shutdown') and its workers, waiting at most `Timeout'.
 -spec stop(pool(), timeout()) -> ok.
 stop(Pool, Timeout) -> gen_server:stop(Pool, shutdown, Timeout).
 
