@@ -254,6 +254,8 @@ handle_cast({expired, Worker, CRef}, State) ->
             %% Stuck past its caller's timeout: kill it; its supervisor replaces it.
             erlang:demonitor(MRef, [flush]),
             exit(Worker, kill),
+            logger:warning("beam_bridge_pool ~p: worker ~p was still busy at its caller's "
+                           "timeout; killed, a replacement is starting", [pool_name(), Worker]),
             {noreply, forget_worker(Worker, State)};
         _ ->
             {noreply, State}
@@ -332,6 +334,12 @@ give_worker(Worker, State) ->
                        lifo -> queue:in_r(Worker, State#state.idle)
                    end,
             State#state{idle = Idle}
+    end.
+
+pool_name() ->
+    case process_info(self(), registered_name) of
+        {registered_name, Name} -> Name;
+        _ -> self()
     end.
 
 is_process_alive_local(Pid) when node(Pid) =:= node() -> is_process_alive(Pid);
