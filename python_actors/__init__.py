@@ -42,6 +42,7 @@ from .gen_server import (
 )
 from .mailbox import ANY, pattern
 from .placement import call_blocking, run_blocking
+from .pool import Pool, PoolCallError
 from .process import Process, current_process
 from .router import Inbound, LocalRouter, Router
 from .runtime import Runtime
@@ -72,6 +73,8 @@ __all__ = [
     "NoReply",
     "NotInProcess",
     "Ok",
+    "Pool",
+    "PoolCallError",
     "Process",
     "ReceiveTimeout",
     "Reply",
