@@ -6,14 +6,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-jinterface elixir rebar3 iproute2
+APT_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-jinterface erlang-observer erlang-wx elixir rebar3 iproute2 xvfb
 
 .PHONY: test demo deps erlang venv otp28 lint typecheck bench erl-test clean
 
 deps: erlang venv otp28
 
 erlang:
-	@if ! command -v erl >/dev/null || ! command -v elixir >/dev/null || ! command -v rebar3 >/dev/null; then \
+	@if ! command -v erl >/dev/null || ! command -v elixir >/dev/null || ! command -v rebar3 >/dev/null \
+	    || ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "Installing Erlang/OTP, Elixir and rebar3 from Debian..."; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \

@@ -26,6 +26,7 @@ leaves it out.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from .node import Node
 
 __all__ = ["install"]
+
+log = logging.getLogger("bridge.introspection")
 
 _OK = Atom("ok")
 _UNDEFINED = Atom("undefined")
@@ -107,6 +110,7 @@ def install(node: Node) -> None:
         return found
 
     async def sys_info() -> Any:
+        log.debug("observer_backend:sys_info")
         info = _system_info(rt, started)
         keys = [
             "uptime", "run_queue", "io_input", "io_output", "logical_processors",
@@ -134,7 +138,33 @@ def install(node: Node) -> None:
     async def which_applications() -> list[Any]:
         return []
 
+    async def fetch_stats(proc: Process, parent: Any, interval_ms: Any) -> None:
+        # observer's Load Charts and Memory Allocators tabs: one "scheduler", the
+        # process's CPU time against wall time; no I/O counters; memory as erlang:memory().
+        if type(parent) is not Pid or type(interval_ms) is not int:
+            return
+        while True:
+            msg = await proc.receive(timeout=max(interval_ms, 50) / 1000, default=None)
+            if msg is not None:
+                return
+            sched = [(1, time.process_time_ns(), time.monotonic_ns())]
+            io = ((Atom("input"), 0), (Atom("output"), 0))
+            proc.send(parent, (Atom("stats"), 1, sched, io, list(_memory(rt).items())))
+
+    async def no_entries(*_args: Any) -> list[Any]:
+        # observer's Ports, Sockets and Table Viewer tabs: a Python node has none
+        return []
+
+    async def appmon_start(starter: Any, client: Any, opts: Any) -> Any:
+        # observer's Applications tab (appmon_info:start_link/3): a Python node runs no
+        # OTP applications, so the server it gets answers every query with none.
+        existing = rt.whereis("appmon_info")
+        if existing is None:
+            existing = rt.spawn(_appmon_stub, node.atom)
+        return (_OK, existing)
+
     async def procs_info(proc: Process, collector: Any) -> None:
+        log.debug("observer_backend:procs_info for %s", collector)
         if type(collector) is Pid:
             info = _etop_info(rt, proc.pid)
             proc.send(collector, (Atom("procs_info"), proc.pid, info[-1]))
@@ -168,9 +198,13 @@ def install(node: Node) -> None:
     node.allow_rpc("observer_backend", "vsn", vsn)
     node.allow_rpc("observer_backend", "sys_info", sys_info)
     node.allow_spawn("observer_backend", "procs_info", procs_info)
+    node.allow_spawn("observer_backend", "fetch_stats", fetch_stats)
+    for listing in ("get_table_list", "get_port_list", "get_socket_list"):
+        node.allow_rpc("observer_backend", listing, no_entries)
     node.allow_rpc("code", "ensure_loaded", ensure_loaded)
     node.allow_rpc("erlang", "function_exported", function_exported)
     node.allow_rpc("application", "which_applications", which_applications)
+    node.allow_rpc("appmon_info", "start_link2", appmon_start)
     node.allow_spawn("observer_backend", "etop_collect", etop_collect)
     node.allow_spawn("dbg", "do_relay", dbg_relay)
     node.allow_rpc("dbg", "erlang_trace", dbg_trace)
@@ -191,6 +225,18 @@ def _memory(rt: Any) -> dict[Atom, int]:
         Atom("code"): 0,
         Atom("binary"): 0,
     }
+
+
+async def _appmon_stub(proc: Process, this_node: Atom) -> None:
+    """``appmon_info`` as observer's Applications tab talks to it: every ``app_ctrl``
+    and ``app`` request is answered with an empty result (no applications)."""
+    proc.register("appmon_info")
+    while True:
+        msg = await proc.receive()
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == Atom("$gen_cast"):
+            req = msg[1]
+            if type(req) is tuple and len(req) == 5 and type(req[0]) is Pid and req[3] is True:
+                proc.send(req[0], (Atom("delivery"), proc.pid, req[1], req[2], []))
 
 
 def _system_info(rt: Any, started: float) -> dict[Atom, Any]:
@@ -219,18 +265,29 @@ def _system_info(rt: Any, started: float) -> dict[Atom, Any]:
         "thread_pool_size": threads,
         "wordsize_internal": 8,
         "wordsize_external": 8,
-        "alloc_info": [],
+        "alloc_info": _alloc_info(),
         "process_count": len(rt.processes()),
-        "atom_limit": 0,
-        "atom_count": 0,
+        "atom_limit": _UNDEFINED,  # none on a Python node: observer shows "Not available"
+        "atom_count": _UNDEFINED,  # none on a Python node: observer shows "Not available"
         "process_limit": 1 << 28,
-        "port_limit": 0,
-        "port_count": 0,
-        "ets_limit": 0,
-        "ets_count": 0,
+        "port_limit": _UNDEFINED,  # none on a Python node: observer shows "Not available"
+        "port_count": _UNDEFINED,  # none on a Python node: observer shows "Not available"
+        "ets_limit": _UNDEFINED,  # none on a Python node: observer shows "Not available"
+        "ets_count": _UNDEFINED,  # none on a Python node: observer shows "Not available"
         "dist_buf_busy_limit": 1024 * 1024,
     }
     return {Atom(k): v for k, v in values.items()}
+
+
+def _alloc_info() -> list[Any]:
+    """One pseudo allocator for observer's Memory Allocators tab: the interpreter's
+    resident memory (CPython does not tell used from reserved, so both are RSS)."""
+    rss = _rss_bytes() or 1
+    instance = (Atom("instance"), 0, [(Atom("mbcs"), [
+        (Atom("blocks"), [(Atom("python"), [(Atom("size"), rss)])]),
+        (Atom("carriers_size"), rss, rss, rss),
+    ])])  # fmt: skip
+    return [(Atom("python_heap"), [instance])]
 
 
 def _rss_bytes() -> int:
