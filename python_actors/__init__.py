@@ -40,6 +40,7 @@ from .gen_server import (
     reply,
     stop,
 )
+from .hot_upgrade import UpgradeError, upgrade_module
 from .mailbox import ANY, pattern
 from .process import Process, current_process
 from .router import Inbound, LocalRouter, Router
@@ -52,6 +53,7 @@ from .supervisor import (
     SupervisorSpec,
     child_spec,
 )
+from .sys_protocol import SysError
 
 __all__ = [
     "ANY",
@@ -81,6 +83,8 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorSpec",
+    "SysError",
+    "UpgradeError",
     "call",
     "cast",
     "child_spec",
@@ -90,4 +94,5 @@ __all__ = [
     "reason_of",
     "reply",
     "stop",
+    "upgrade_module",
 ]

@@ -26,7 +26,9 @@ On the wire this is exactly gen_server: calls arrive as
 ``('$gen_call', (from_pid, tag), request)`` and are answered with ``(tag, reply)``
 to the alias in the tag (``[alias | Ref]``) or else to ``from_pid``; casts are
 ``('$gen_cast', request)``; an ``('EXIT', parent, reason)`` from the parent of a
-trapping server runs ``terminate(reason)``; ``sys:get_state`` is answered.
+trapping server runs ``terminate(reason)``; ``{system, From, Msg}`` (every ``sys``
+call: state, status, suspend/resume, ``change_code``, debug options) is served by
+:mod:`python_actors.sys_protocol`.
 
 >>> import asyncio
 >>> from python_actors import Runtime
@@ -158,13 +160,14 @@ class GenServer:
     and returns the state.
     """
 
-    __slots__ = ("_proc", "_state", "_parent", "_timer", "_token")
+    __slots__ = ("_proc", "_state", "_parent", "_timer", "_token", "_sys")
 
     _proc: Process
     _state: Any
     _parent: Pid
     _timer: asyncio.TimerHandle | None
     _token: Any
+    _sys: Any  # sys_protocol.SysState once a sys call suspended or debugs this server
 
     # -- callbacks (override) -------------------------------------------------------
 
@@ -193,6 +196,16 @@ class GenServer:
         """``terminate(Reason, State)``: runs on stop, crash, or exit from the parent
         while trapping exits (not when killed by an untrapped exit signal)."""
         return None
+
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        """``code_change(OldVsn, State, Extra)`` after a hot upgrade moved this server to
+        the reloaded class (``sys:change_code``): return ``Ok(new_state)``."""
+        return Ok(state)
+
+    def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
+        """``format_status(Status)`` (OTP 25+): what ``sys:get_status`` shows; gets and
+        returns a dict with ``"state"`` and ``"log"``."""
+        return status
 
     def _init_(self, args: Any) -> Any:
         # behaviours built on GenServer (Supervisor) wrap the user's init here
@@ -288,6 +301,7 @@ class GenServer:
         inst._state = None
         inst._timer = None
         inst._token = None
+        inst._sys = None
         inst._parent = caller.pid if (link and caller is not None) else proc.pid
         if parent is not None:
             inst._parent = parent
@@ -378,6 +392,12 @@ class GenServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sys is not None:  # suspended or debugged (sys)
+            from .sys_protocol import PASS, intercept
+
+            done = intercept(self, msg)
+            if done is not PASS:
+                return done
         t = type(msg)
         try:
             if t is tuple:
@@ -417,19 +437,10 @@ class GenServer:
         return None
 
     def _system(self, from_: Any, request: Any) -> Any:
-        rt = self._proc.runtime
-        if request == Atom("get_state"):
-            rt.reply_to(from_, self._state, self._proc.pid)
-        elif type(request) is tuple and len(request) == 2 and request[0] == Atom("terminate"):
-            rt.reply_to(from_, Atom("ok"), self._proc.pid)
-            return self._stop(request[1], self._state)
-        else:
-            rt.reply_to(
-                from_,
-                (Atom("error"), (Atom("unknown_system_msg"), request)),
-                self._proc.pid,
-            )
-        return None
+        """``{system, From, Request}``: ``sys:handle_system_msg`` (see sys_protocol)."""
+        from .sys_protocol import handle_system
+
+        return handle_system(self, from_, request)
 
     def _after(self, res: Any, from_: Any = None) -> Any:
         if inspect.isawaitable(res):
@@ -559,7 +570,14 @@ async def call(
         rt._exit_process(tmp, NORMAL)
 
 
-async def _call(proc: Process, server: Any, request: Any, timeout: float | None) -> Any:
+async def _call(
+    proc: Process, server: Any, request: Any, timeout: float | None, label: Atom = GEN_CALL
+) -> Any:
+    """``gen:call/4`` as OTP 24+ makes it: monitor the server, tag the request with an
+    alias (``[alias | Mref]``) when the server's node offers ALIAS (always for a local
+    one), and whatever ends the call (reply, DOWN, timeout, cancellation, error) remove
+    the monitor and the alias and drop a reply that raced in, so a late reply never
+    reaches the caller's mailbox. ``label`` is ``'$gen_call'`` or ``system`` (sys)."""
     rt = proc.runtime
     wire_timeout = Atom("infinity") if timeout is None else int(timeout * 1000)
     target = server
@@ -569,43 +587,56 @@ async def _call(proc: Process, server: Any, request: Any, timeout: float | None)
             raise CallError(Atom("noproc"), server, request, wire_timeout)
     if target == proc.pid:
         raise CallError(_CALLING_SELF, server, request, wire_timeout)
-    mref = rt._monitor(proc, target)
     local = type(target) is Pid and rt.is_local(target)
-    if local:
+    node = target.node if type(target) is Pid else _as_node(target)
+    mref = rt._monitor(proc, target)
+    aliased = local or _supports_alias(rt, node)
+    tag: Any = mref
+    if aliased:
         rt._aliases[mref] = proc
-        tag: Any = ImproperList((_ALIAS,), mref)
-    else:
-        tag = mref
+        tag = ImproperList((_ALIAS,), mref)
+
+    def match(m: Any) -> bool:
+        if type(m) is not tuple:
+            return False
+        n = len(m)
+        if n == 2:
+            h = m[0]
+            return h is tag or h == tag
+        return n == 5 and m[0] == DOWN and m[1] == mref
+
+    msg: Any = _NOREPLY
     try:
         try:
-            rt._send(target, (GEN_CALL, (proc.pid, tag), request), proc.pid)
+            rt._send(target, (label, (proc.pid, tag), request), proc.pid)
         except BadArg:
             pass
-
-        def match(m: Any) -> bool:
-            if type(m) is not tuple:
-                return False
-            n = len(m)
-            if n == 2:
-                h = m[0]
-                return h is tag or h == tag
-            return n == 5 and m[0] == DOWN and m[1] == mref
-
         msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
     finally:
-        if local:
+        if aliased:
             rt._aliases.pop(mref, None)
+        if msg is _NOREPLY or len(msg) == 2:  # not ended by DOWN: the monitor is still up
+            rt._demonitor(proc, mref, True)
+        if msg is _NOREPLY:  # timeout, cancellation, error: drop a reply that raced in
+            proc.mailbox.remove_all(lambda m: type(m) is tuple and len(m) == 2 and m[0] == tag)
     if msg is _NOREPLY:
-        rt._demonitor(proc, mref, True)
         raise CallError(TIMEOUT, server, request, wire_timeout)
     if len(msg) == 2:
-        rt._demonitor(proc, mref, True)
         return msg[1]
     why = msg[4]
     if why == NOCONNECTION and not local:
-        node = target.node if type(target) is Pid else target[1]
         why = (_NODEDOWN, node)
     raise CallError(why, server, request, wire_timeout)
+
+
+def _as_node(target: Any) -> Atom:
+    node = target[1] if type(target) is tuple and len(target) == 2 else None
+    return node if type(node) is Atom else Atom(str(node))
+
+
+def _supports_alias(rt: Runtime, node: Atom) -> bool:
+    query = getattr(rt.router, "supports_alias", None)  # routers older than the query
+    return bool(query(node)) if query is not None else False
 
 
 def cast(server: Any, request: Any, *, runtime: Runtime | None = None) -> None:

@@ -1,0 +1,764 @@
+"""System messages: OTP's ``sys`` module served by a Python GenServer, and its client side.
+
+Theory of operation (OTP's sys.erl, ``sys:handle_system_msg/6``, and "sys and proc_lib"
+in the OTP design principles). Every ``sys`` function is a ``gen:call`` labelled
+``system``: the request ``{system, From, Msg}`` reaches :meth:`GenServer._system`, which
+calls :func:`handle_system` here. The server's ``sys`` state (:class:`SysState`) is
+created on the first request that needs it (suspend, a debug option); while it exists
+every message passes through :func:`intercept` first:
+
+- *suspended*: only system messages, an ``{'EXIT', Parent, Reason}`` of a trapping
+  server and the runtime's own stop are handled; everything else waits in
+  ``deferred``, in arrival order, and goes back to the head of the mailbox on resume;
+- *debugged* (``statistics``, ``trace``, ``log``, ``log_to_file``): calls, casts and
+  infos are recorded as OTP's gen_server records them (``{in, Msg}``, ``{out, Reply,
+  From, State}``, ``{noreply, State}``) and printed as ``*DBG*`` lines when traced.
+
+Replies follow what a real gen_server gives on the caller's release (read from OTP 25
+and OTP 28 nodes): ``get_state`` and ``replace_state`` answer the bare state before
+stdlib 5.1 (OTP 26.1) and ``{ok, State}`` from then on, so for a caller on another node
+the server asks that node's ``rex`` for its stdlib version once and remembers it; a
+Python caller gets ``{ok, State}``. ``change_code`` is served only while suspended
+(otherwise ``{error, {unknown_system_msg, Msg}}``, as OTP). A state with no Erlang form
+never kills the server: a remote caller gets its readable form (:func:`erlang_form`).
+``replace_state`` from Erlang carries an Erlang fun, which the server runs on the
+caller's node (``rex``: ``erlang:apply(Fun, [State])``); from Python it is a callable.
+
+>>> import asyncio
+>>> from python_actors import GenServer, Runtime
+>>> async def main():
+...     async with Runtime() as rt:
+...         pid = await GenServer.start({"n": 1}, runtime=rt)
+...         await suspend(pid, runtime=rt)
+...         rt.cast(pid, "waits")
+...         state = await get_state(pid, runtime=rt)
+...         await resume(pid, runtime=rt)
+...         return state
+>>> asyncio.run(main())
+{'n': 1}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from dist_proto import encode, format_term
+from dist_proto.terms import Atom, ExportFun, Fun, Pid
+
+from . import gen_server as gs
+from .errors import EXIT, ActorError, CallError, reason_of
+from .process import _maybe_current
+
+if TYPE_CHECKING:
+    from .gen_server import GenServer
+    from .runtime import Runtime
+
+__all__ = [
+    "SysError",
+    "SysState",
+    "change_code",
+    "erlang_form",
+    "get_state",
+    "get_status",
+    "handle_system",
+    "log",
+    "log_to_file",
+    "no_debug",
+    "replace_state",
+    "resume",
+    "statistics",
+    "suspend",
+    "terminate",
+    "trace",
+]
+
+_OK = Atom("ok")
+_ERROR = Atom("error")
+_SYSTEM = Atom("system")
+_RUNNING = Atom("running")
+_SUSPENDED = Atom("suspended")
+_UNKNOWN_SYSTEM_MSG = Atom("unknown_system_msg")
+_UNKNOWN_DEBUG = Atom("unknown_debug")
+_CALLBACK_FAILED = Atom("callback_failed")
+_GEN_SERVER = Atom("gen_server")
+_IN = Atom("in")
+_OUT = Atom("out")
+_NOREPLY = Atom("noreply")
+_REX = Atom("rex")
+_CALL = Atom("call")
+_USER = Atom("user")
+_BADRPC = Atom("badrpc")
+_EXIT_CLASS = Atom("EXIT")
+_NO_STATISTICS = Atom("no_statistics")
+_NOT_ALLOWED = Atom("not_allowed")
+_PYTHON = Atom("$python")
+_CLASS_KEY = Atom("__class__")
+_DEFAULT_LOG_MAX = 10
+_FORM_DEPTH = 12
+_REPR_MAX = 2000
+
+#: Returned by :func:`intercept` when the message takes the server's normal path.
+PASS: Any = object()
+
+
+class SysError(ActorError):
+    """A ``sys`` request answered ``{error, Reason}`` (as ``sys`` raises ``error(Reason)``)."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _local_time() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """``erlang:localtime()``: ``{{Y, M, D}, {H, Mi, S}}``."""
+    t = datetime.datetime.now()
+    return ((t.year, t.month, t.day), (t.hour, t.minute, t.second))
+
+
+class SysState:
+    """The ``sys`` side of one server: suspension and debug options (``sys:debug_options``)."""
+
+    __slots__ = (
+        "suspended", "deferred", "trace", "log_max", "events", "stats", "log_file",
+        "modern_callers",
+    )
+
+    def __init__(self) -> None:
+        self.suspended = False
+        #: messages that arrived while suspended, oldest first
+        self.deferred: deque[Any] = deque()
+        self.trace = False
+        self.log_max = 0  # 0: not logging
+        self.events: deque[Any] = deque()
+        #: [start_time, reductions, messages_in, messages_out] while statistics are on
+        self.stats: list[Any] | None = None
+        self.log_file: IO[str] | None = None
+        #: node -> whether its ``sys`` wants ``{ok, State}`` (stdlib >= 5.1)
+        self.modern_callers: dict[Atom, bool] = {}
+
+    @property
+    def debugging(self) -> bool:
+        return self.trace or self.log_max > 0 or self.stats is not None or self.log_file is not None
+
+    def debug_options(self) -> list[Any]:
+        """What ``get_status`` shows as the debug list (``[]`` when none)."""
+        out: list[Any] = []
+        if self.stats is not None:
+            start, reds, n_in, n_out = self.stats
+            out.append((Atom("statistics"), (start, (Atom("reductions"), reds), n_in, n_out)))
+        if self.log_max:
+            out.append((Atom("log"), [self.log_max, *reversed(self.events)]))
+        if self.trace:
+            out.append((Atom("trace"), True))
+        if self.log_file is not None:
+            out.append((Atom("log_to_file"), True))
+        return out
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+
+# -- the server side ----------------------------------------------------------------
+
+
+def _state_of(server: GenServer) -> SysState:
+    st: SysState | None = server._sys
+    if st is None:
+        st = server._sys = SysState()
+    return st
+
+
+def _is_system_path(server: GenServer, msg: Any) -> bool:
+    """Messages a suspended server still handles: system messages, the parent's EXIT
+    (trapping), the runtime's stop."""
+    t = type(msg)
+    if t is tuple and len(msg) == 3:
+        tag = msg[0]
+        if tag == _SYSTEM:
+            return True
+        return tag == EXIT and msg[1] == server._parent and server._proc.trap
+    return t is gs._Internal and msg.kind == "stop"
+
+
+def intercept(server: GenServer, msg: Any) -> Any:
+    """Called by ``GenServer._handle`` while the server has a :class:`SysState`:
+    defer (suspended), record (debugged), or :data:`PASS` to the normal path."""
+    st = server._sys
+    if st is None or _is_system_path(server, msg):
+        return PASS
+    if st.suspended:
+        st.deferred.append(msg)
+        return None
+    if not st.debugging or type(msg) is gs._Internal:
+        return PASS
+    _event(server, st, (_IN, msg))
+    try:
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == gs.GEN_CALL:
+            from_ = msg[1]
+            res = server.handle_call(msg[2], from_, server._state)
+        elif type(msg) is tuple and len(msg) == 2 and msg[0] == gs.GEN_CAST:
+            from_ = None
+            res = server.handle_cast(msg[1], server._state)
+        else:
+            from_ = None
+            res = server.handle_info(msg, server._state)
+    except Exception as exc:
+        return server._crash(exc)
+    if inspect.isawaitable(res):
+        return _debugged_async(server, st, res, from_)
+    _event_for_result(server, st, res, from_)
+    return server._after(res, from_)
+
+
+async def _debugged_async(server: GenServer, st: SysState, coro: Any, from_: Any) -> None:
+    try:
+        res = await coro
+    except Exception as exc:
+        nxt = server._crash(exc)
+    else:
+        _event_for_result(server, st, res, from_)
+        nxt = server._after(res, from_)
+    if nxt is not None:
+        await nxt
+
+
+def _event_for_result(server: GenServer, st: SysState, res: Any, from_: Any) -> None:
+    t = type(res)
+    if t is gs.Reply and from_ is not None:
+        _event(server, st, (_OUT, res.reply, from_, res.state))
+    elif t is gs.NoReply:
+        _event(server, st, (_NOREPLY, res.state))
+    elif t is gs.Stop and from_ is not None and res.reply is not gs._NOREPLY:
+        _event(server, st, (_OUT, res.reply, from_, res.state))
+
+
+def _event(server: GenServer, st: SysState, event: Any) -> None:
+    """``sys:handle_debug/4``: count, log, trace, write to file."""
+    if st.stats is not None:
+        st.stats[1] += 1
+        if event[0] == _IN:
+            st.stats[2] += 1
+        elif event[0] == _OUT:
+            st.stats[3] += 1
+    if st.log_max:
+        st.events.appendleft(event)
+        while len(st.events) > st.log_max:
+            st.events.pop()
+    if st.trace:
+        print(format_event(server, event), file=sys.stdout, flush=True)
+    if st.log_file is not None:
+        st.log_file.write(format_event(server, event) + "\n")
+        st.log_file.flush()
+
+
+def _text(term: Any) -> str:
+    try:
+        return format_term(term)
+    except Exception:
+        return repr(term)
+
+
+def format_event(server: GenServer, event: Any) -> str:
+    """A ``*DBG*`` line as gen_server's ``print_event/3`` writes it."""
+    proc = server._proc
+    who = _text(proc.name if proc.name is not None else proc.pid)
+    kind = event[0]
+    if kind == _IN:
+        msg = event[1]
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == gs.GEN_CALL:
+            sender = msg[1][0] if type(msg[1]) is tuple and msg[1] else msg[1]
+            return f"*DBG* {who} got call {_text(msg[2])} from {_text(sender)}"
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == gs.GEN_CAST:
+            return f"*DBG* {who} got cast {_text(msg[1])}"
+        return f"*DBG* {who} got {_text(msg)}"
+    if kind == _OUT:
+        to = event[2][0] if type(event[2]) is tuple and event[2] else event[2]
+        return f"*DBG* {who} sent {_text(event[1])} to {_text(to)}, new state {_text(event[3])}"
+    if kind == _NOREPLY:
+        return f"*DBG* {who} new state {_text(event[1])}"
+    return f"*DBG* {who} dbg {_text(event)}"
+
+
+def handle_system(server: GenServer, from_: Any, request: Any) -> Any:
+    """``sys:handle_system_msg/6`` for a GenServer: answer ``request`` to ``from_``.
+
+    Returns None, or an awaitable when the answer needs the caller's node (its
+    ``sys`` version, or running an Erlang fun there) or ``code_change`` is async.
+    """
+    proc = server._proc
+    rt = proc.runtime
+    remote = type(from_) is tuple and len(from_) == 2 and type(from_[0]) is Pid and not rt.is_local(from_[0])
+
+    def answer(value: Any) -> None:
+        rt.reply_to(from_, erlang_form(value) if remote else value, proc.pid)
+
+    if request == Atom("get_state"):
+        if remote:
+            return _answer_state(server, from_, server._state)
+        answer((_OK, server._state))
+        return None
+    if request == Atom("get_status"):
+        answer(_status(server))
+        return None
+    if request == Atom("suspend"):
+        _state_of(server).suspended = True
+        answer(_OK)
+        return None
+    if request == Atom("resume"):
+        _resume(server)
+        answer(_OK)
+        return None
+    t = type(request)
+    if t is tuple and len(request) == 2:
+        tag, arg = request
+        if tag == Atom("terminate"):
+            answer(_OK)
+            if server._sys is not None:
+                server._sys.close()
+            return server._stop(arg, server._state)
+        if tag == Atom("replace_state"):
+            return _replace_state(server, from_, arg, remote)
+        if tag == Atom("debug"):
+            answer(_debug(server, arg, remote))
+            return None
+    if t is tuple and len(request) == 4 and request[0] == Atom("change_code"):
+        st = server._sys
+        if st is not None and st.suspended:
+            from .hot_upgrade import change_code as do_change_code
+
+            return do_change_code(server, request[1], request[2], request[3], answer)
+    answer((_ERROR, (_UNKNOWN_SYSTEM_MSG, request)))
+    return None
+
+
+def _resume(server: GenServer) -> None:
+    st = server._sys
+    if st is None:
+        return
+    st.suspended = False
+    mailbox = server._proc.mailbox
+    while st.deferred:
+        mailbox.put_front(st.deferred.pop())
+    if not st.debugging:
+        server._sys = None
+
+
+async def _modern_sys(server: GenServer, node: Atom) -> bool:
+    """Whether ``node``'s ``sys`` wants ``{ok, State}`` (stdlib 5.1, OTP 26.1, and later)."""
+    st = _state_of(server)
+    known = st.modern_callers.get(node)
+    if known is not None:
+        return known
+    request = (_CALL, Atom("application"), Atom("get_key"), [Atom("stdlib"), Atom("vsn")], _USER)
+    modern = True
+    try:
+        res = await gs.call((_REX, node), request, 5.0)
+    except CallError:
+        res = None
+    if type(res) is tuple and len(res) == 2 and res[0] == _OK and isinstance(res[1], list):
+        version = bytes(res[1]).decode("ascii", "replace")
+        parts = [int(p) if p.isdigit() else 0 for p in version.split(".")[:2]]
+        modern = tuple(parts) >= (5, 1)
+    st.modern_callers[node] = modern
+    return modern
+
+
+async def _answer_state(server: GenServer, from_: Any, state: Any) -> None:
+    proc = server._proc
+    modern = await _modern_sys(server, from_[0].node)
+    form = erlang_form(state)
+    proc.runtime.reply_to(from_, (_OK, form) if modern else form, proc.pid)
+
+
+def _callback_failed(cls: Atom, reason: Any) -> Any:
+    return (_ERROR, (_CALLBACK_FAILED, (_GEN_SERVER, Atom("system_replace_state")), (cls, reason)))
+
+
+def _replace_state(server: GenServer, from_: Any, fn: Any, remote: bool) -> Any:
+    proc = server._proc
+    if type(fn) in (Fun, ExportFun):
+        if not remote:
+            proc.runtime.reply_to(from_, _callback_failed(_ERROR, Atom("badfun")), proc.pid)
+            return None
+        return _replace_state_remote(server, from_, fn)
+    try:
+        if not callable(fn):
+            raise TypeError(f"replace_state needs a callable, got {fn!r}")
+        new_state = fn(server._state)
+    except Exception as exc:
+        reply = _callback_failed(_ERROR, reason_of(exc))
+    else:
+        server._state = new_state
+        reply = (_OK, new_state)
+    proc.runtime.reply_to(from_, erlang_form(reply) if remote else reply, proc.pid)
+    return None
+
+
+async def _replace_state_remote(server: GenServer, from_: Any, fun: Any) -> None:
+    """Run the caller's Erlang fun on the caller's node: ``rex`` ``erlang:apply(Fun, [State])``."""
+    proc = server._proc
+    node = from_[0].node
+    state = server._state
+    try:
+        encode(state)
+    except Exception:
+        reply: Any = _callback_failed(_ERROR, (Atom("no_erlang_form"), _type_name(state).encode()))
+        proc.runtime.reply_to(from_, reply, proc.pid)
+        return
+    request = (_CALL, Atom("erlang"), Atom("apply"), [fun, [state]], _USER)
+    try:
+        res = await gs.call((_REX, node), request, 5.0)
+    except CallError as exc:
+        reply = _callback_failed(Atom("exit"), exc.why)
+    else:
+        if type(res) is tuple and len(res) == 2 and res[0] == _BADRPC:
+            why = res[1]
+            if type(why) is tuple and len(why) == 2 and why[0] == _EXIT_CLASS:
+                inner = why[1]
+                if type(inner) is tuple and len(inner) == 2 and isinstance(inner[1], list):
+                    reply = _callback_failed(_ERROR, inner[0])
+                else:
+                    reply = _callback_failed(Atom("exit"), inner)
+            else:
+                reply = _callback_failed(Atom("exit"), why)
+        else:
+            server._state = res
+            modern = await _modern_sys(server, node)
+            reply = (_OK, res) if modern else res
+    proc.runtime.reply_to(from_, reply, proc.pid)
+
+
+def _status(server: GenServer) -> Any:
+    """``{status, Pid, {module, gen_server}, [PDict, SysState, Parent, Debug, Misc]}``."""
+    proc = server._proc
+    st = server._sys
+    cls = type(server)
+    name = proc.name if proc.name is not None else proc.pid
+    log_events = list(reversed(st.events)) if st is not None else []
+    try:
+        formatted = server.format_status({"state": server._state, "log": log_events})
+        shown_state = formatted.get("state", server._state)
+        shown_log = formatted.get("log", log_events)
+    except Exception as exc:
+        shown_state, shown_log = (Atom("format_status_crashed"), reason_of(exc)), log_events
+    status = _SUSPENDED if st is not None and st.suspended else _RUNNING
+    pdict = [
+        (Atom("$initial_call"), (Atom(f"{cls.__module__}.{cls.__qualname__}"), Atom("init"), 1)),
+        (Atom("$ancestors"), [server._parent] if server._parent != proc.pid else []),
+    ]
+    misc = [
+        (Atom("header"), _charlist(f"Status for generic server {_text(name)}")),
+        (Atom("data"), [
+            (_charlist("Status"), status),
+            (_charlist("Parent"), server._parent),
+            (_charlist("Logged events"), shown_log),
+        ]),
+        (Atom("data"), [(_charlist("State"), shown_state)]),
+    ]
+    debug = st.debug_options() if st is not None else []
+    return (Atom("status"), proc.pid, (Atom("module"), _GEN_SERVER),
+            [pdict, status, server._parent, debug, misc])
+
+
+def _charlist(text: str) -> list[int]:
+    return [ord(c) for c in text]
+
+
+def _debug(server: GenServer, opt: Any, remote: bool) -> Any:
+    """``sys:debug_cmd``: the reply to ``{debug, Opt}``."""
+    st = _state_of(server)
+    reply: Any = _OK
+    t = type(opt)
+    if opt == Atom("no_debug"):
+        st.close()
+        st.trace, st.log_max, st.stats = False, 0, None
+        st.events.clear()
+    elif t is tuple and len(opt) == 2:
+        what, arg = opt
+        if what == Atom("trace") and type(arg) is bool:
+            st.trace = arg
+        elif what == Atom("log"):
+            reply = _debug_log(server, st, arg)
+        elif what == Atom("statistics"):
+            reply = _debug_statistics(st, arg)
+        elif what == Atom("log_to_file"):
+            reply = _debug_log_to_file(st, arg, remote)
+        else:
+            reply = _UNKNOWN_DEBUG
+    else:
+        reply = _UNKNOWN_DEBUG
+    if not st.debugging and not st.suspended and not st.deferred and not st.modern_callers:
+        server._sys = None
+    return reply
+
+
+def _debug_log(server: GenServer, st: SysState, arg: Any) -> Any:
+    if arg is True:
+        arg = (True, _DEFAULT_LOG_MAX)
+    if type(arg) is tuple and len(arg) == 2 and arg[0] is True and type(arg[1]) is int and arg[1] > 0:
+        st.log_max = arg[1]
+        while len(st.events) > st.log_max:
+            st.events.pop()
+        return _OK
+    if arg is False:
+        st.log_max = 0
+        st.events.clear()
+        return _OK
+    if arg == Atom("get"):
+        return (_OK, list(reversed(st.events)))
+    if arg == Atom("print"):
+        for event in reversed(st.events):
+            print(format_event(server, event), file=sys.stdout, flush=True)
+        return _OK
+    return _UNKNOWN_DEBUG
+
+
+def _debug_statistics(st: SysState, arg: Any) -> Any:
+    if arg is True:
+        st.stats = [_local_time(), 0, 0, 0]
+        return _OK
+    if arg is False:
+        st.stats = None
+        return _OK
+    if arg == Atom("get"):
+        if st.stats is None:
+            return (_OK, _NO_STATISTICS)
+        start, reds, n_in, n_out = st.stats
+        return (_OK, [
+            (Atom("start_time"), start),
+            (Atom("current_time"), _local_time()),
+            (Atom("reductions"), reds),
+            (Atom("messages_in"), n_in),
+            (Atom("messages_out"), n_out),
+        ])
+    return _UNKNOWN_DEBUG
+
+
+def _debug_log_to_file(st: SysState, arg: Any, remote: bool) -> Any:
+    if arg is False:
+        st.close()
+        return _OK
+    if remote:
+        # another node may not make this node write files (as rpc, only what is allowed)
+        return (_ERROR, (_NOT_ALLOWED, Atom("log_to_file")))
+    if isinstance(arg, list):
+        arg = "".join(chr(c) for c in arg)
+    elif isinstance(arg, bytes):
+        arg = arg.decode()
+    st.close()
+    try:
+        st.log_file = open(str(arg), "a", encoding="utf-8")  # noqa: SIM115 (owned by SysState)
+    except (OSError, TypeError, ValueError):
+        return (_ERROR, Atom("open_file"))
+    return _OK
+
+
+# -- readable forms -------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def erlang_form(value: Any) -> Any:
+    """``value`` if it has an Erlang form; else a readable term standing for it.
+
+    Tuples, lists, dicts and sets are converted element by element; a dataclass or an
+    object with attributes becomes a map ``#{'__class__' => 'mod.Class', field => ...}``;
+    anything else ``{'$python', <<"mod.Class">>, <<"repr">>}``. Never raises.
+    """
+    try:
+        encode(value)
+        return value
+    except Exception:
+        return _form(value, _FORM_DEPTH, set())
+
+
+def _form(value: Any, depth: int, seen: set[int]) -> Any:
+    try:
+        encode(value)
+        return value
+    except Exception:
+        pass
+    if depth <= 0 or id(value) in seen:
+        return _opaque(value)
+    seen = seen | {id(value)}
+    t = type(value)
+    if t is tuple or isinstance(value, tuple):
+        return tuple(_form(v, depth - 1, seen) for v in value)
+    if isinstance(value, (list, deque, set, frozenset)):
+        return [_form(v, depth - 1, seen) for v in value]
+    if isinstance(value, dict):
+        return {_key_form(k, depth, seen): _form(v, depth - 1, seen) for k, v in value.items()}
+    fields = _fields(value)
+    if fields is not None:
+        out: dict[Any, Any] = {_CLASS_KEY: Atom(_type_name(value))}
+        for k, v in fields.items():
+            out[Atom(k)] = _form(v, depth - 1, seen)
+        return out
+    return _opaque(value)
+
+
+def _key_form(key: Any, depth: int, seen: set[int]) -> Any:
+    form = _form(key, depth - 1, seen)
+    try:
+        hash(form)
+        return form
+    except TypeError:
+        return repr(key).encode("utf-8", "replace")
+
+
+def _fields(value: Any) -> dict[str, Any] | None:
+    if callable(value) or isinstance(value, type):
+        return None
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict) and attrs:
+        return {k: v for k, v in attrs.items() if not k.startswith("__")}
+    slots = [s for c in type(value).__mro__ for s in getattr(c, "__slots__", ())]
+    if slots and type(value).__module__ != "builtins":
+        return {s: getattr(value, s) for s in slots if hasattr(value, s) and not s.startswith("__")}
+    return None
+
+
+def _opaque(value: Any) -> Any:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unprintable: {exc!r}>"
+    return (_PYTHON, _type_name(value).encode(), text[:_REPR_MAX].encode("utf-8", "replace"))
+
+
+# -- the client side (module sys) --------------------------------------------------------
+
+
+async def _sys_call(server: Any, request: Any, timeout: float | None, runtime: Runtime | None) -> Any:
+    """``gen:call(Server, system, Request, Timeout)`` (``sys:send_system_msg``)."""
+    proc = _maybe_current()
+    if proc is not None and (runtime is None or proc.runtime is runtime) and proc.alive:
+        return await gs._call(proc, server, request, timeout, _SYSTEM)
+    if runtime is None:
+        from .errors import NotInProcess
+
+        raise NotInProcess("outside a process pass runtime=")
+    tmp = runtime._add(None)
+    try:
+        return await gs._call(tmp, server, request, timeout, _SYSTEM)
+    finally:
+        runtime._exit_process(tmp, Atom("normal"))
+
+
+def _ok_value(res: Any) -> Any:
+    if type(res) is tuple and len(res) == 2:
+        if res[0] == _OK:
+            return res[1]
+        if res[0] == _ERROR:
+            raise SysError(res[1])
+    return res
+
+
+def _ok(res: Any) -> None:
+    if res != _OK:
+        raise SysError(res[1] if type(res) is tuple and len(res) == 2 and res[0] == _ERROR else res)
+
+
+async def get_state(server: Any, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> Any:
+    """``sys:get_state(Name, Timeout)``: the server's state (the Python object)."""
+    return _ok_value(await _sys_call(server, Atom("get_state"), timeout, runtime))
+
+
+async def replace_state(
+    server: Any, fn: Callable[[Any], Any], timeout: float | None = 5.0, *, runtime: Runtime | None = None
+) -> Any:
+    """``sys:replace_state(Name, Fun, Timeout)``: ``fn(state)`` becomes the state; returns it.
+
+    Raises :class:`SysError` ``{callback_failed, {gen_server, system_replace_state},
+    {error, Reason}}`` if ``fn`` raises (the state is then unchanged)."""
+    return _ok_value(await _sys_call(server, (Atom("replace_state"), fn), timeout, runtime))
+
+
+async def get_status(server: Any, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> Any:
+    """``sys:get_status(Name, Timeout)``: ``{status, Pid, {module, gen_server}, [...]}``."""
+    return await _sys_call(server, Atom("get_status"), timeout, runtime)
+
+
+async def suspend(server: Any, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> None:
+    """``sys:suspend(Name, Timeout)``: from now on only system messages are handled."""
+    _ok(await _sys_call(server, Atom("suspend"), timeout, runtime))
+
+
+async def resume(server: Any, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> None:
+    """``sys:resume(Name, Timeout)``: handle the messages that waited, in order, then on."""
+    _ok(await _sys_call(server, Atom("resume"), timeout, runtime))
+
+
+async def change_code(
+    server: Any,
+    module: str | Atom,
+    old_vsn: Any = None,
+    extra: Any = None,
+    timeout: float | None = 5.0,
+    *,
+    runtime: Runtime | None = None,
+) -> None:
+    """``sys:change_code(Name, Module, OldVsn, Extra, Timeout)`` on a suspended server:
+    see :mod:`python_actors.hot_upgrade`."""
+    module = module if type(module) is Atom else Atom(str(module))
+    _ok(await _sys_call(server, (Atom("change_code"), module, old_vsn, extra), timeout, runtime))
+
+
+async def terminate(
+    server: Any, reason: Any, timeout: float | None = None, *, runtime: Runtime | None = None
+) -> None:
+    """``sys:terminate(Name, Reason, Timeout)``: ``terminate(reason, state)`` runs, the server exits."""
+    _ok(await _sys_call(server, (Atom("terminate"), reason), timeout, runtime))
+
+
+async def _debug_call(server: Any, opt: Any, timeout: float | None, runtime: Runtime | None) -> Any:
+    res = await _sys_call(server, (Atom("debug"), opt), timeout, runtime)
+    if res == _UNKNOWN_DEBUG:
+        raise SysError(res)
+    return res
+
+
+async def statistics(
+    server: Any, flag: bool | str = "get", timeout: float | None = 5.0, *, runtime: Runtime | None = None
+) -> Any:
+    """``sys:statistics(Name, Flag)``: True/False, or ``"get"`` for the list (or ``no_statistics``)."""
+    arg = Atom(flag) if isinstance(flag, str) else flag
+    return _ok_value(await _debug_call(server, (Atom("statistics"), arg), timeout, runtime))
+
+
+async def trace(server: Any, flag: bool, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> None:
+    """``sys:trace(Name, Flag)``: print each event as a ``*DBG*`` line on standard output."""
+    _ok(await _debug_call(server, (Atom("trace"), bool(flag)), timeout, runtime))
+
+
+async def log(
+    server: Any, flag: Any = "get", timeout: float | None = 5.0, *, runtime: Runtime | None = None
+) -> Any:
+    """``sys:log(Name, Flag)``: True, ``(True, N)``, False, ``"get"`` (the events), ``"print"``."""
+    arg = Atom(flag) if isinstance(flag, str) else flag
+    return _ok_value(await _debug_call(server, (Atom("log"), arg), timeout, runtime))
+
+
+async def log_to_file(
+    server: Any, path: str | bool, timeout: float | None = 5.0, *, runtime: Runtime | None = None
+) -> None:
+    """``sys:log_to_file(Name, FileName | false)``: append each event's ``*DBG*`` line."""
+    _ok(await _debug_call(server, (Atom("log_to_file"), path), timeout, runtime))
+
+
+async def no_debug(server: Any, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> None:
+    """``sys:no_debug(Name)``: turn every debug option off."""
+    _ok(await _debug_call(server, Atom("no_debug"), timeout, runtime))
