@@ -195,13 +195,13 @@ async def upgrade_module(
     return upgraded
 
 
-async def rpc_upgrade_module(module: Any) -> Any:
+async def rpc_upgrade_module(module: Any, extra: Any = None) -> Any:
     """For ``node.allow_rpc("python_actors", "upgrade_module", rpc_upgrade_module)``:
     :func:`upgrade_module` on the runtime of the calling process. Returns ``{ok, Pids}``
     or ``{error, {upgrade_failed, [{Pid, Reason}], Upgraded}}``."""
     runtime = current_process().runtime
     try:
-        pids = await upgrade_module(runtime, _name(module))
+        pids = await upgrade_module(runtime, _name(module), extra=extra)
     except UpgradeError as exc:
         return (_ERROR, (Atom("upgrade_failed"), list(exc.failures.items()), exc.upgraded))
     return (_OK, pids)
