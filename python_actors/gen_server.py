@@ -619,6 +619,10 @@ async def _call(
             rt._demonitor(proc, mref, True)
         if msg is _NOREPLY:  # timeout, cancellation, error: drop a reply that raced in
             proc.mailbox.remove_all(lambda m: type(m) is tuple and len(m) == 2 and m[0] == tag)
+            if not aliased and isinstance(proc.behaviour, GenServer):
+                from .sys_protocol import forget_reply
+
+                forget_reply(proc.behaviour, tag)  # and one that comes later
     if msg is _NOREPLY:
         raise CallError(TIMEOUT, server, request, wire_timeout)
     if len(msg) == 2:

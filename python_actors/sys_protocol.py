@@ -102,6 +102,7 @@ _CLASS_KEY = Atom("__class__")
 _DEFAULT_LOG_MAX = 10
 _FORM_DEPTH = 12
 _REPR_MAX = 2000
+_LATE_TAGS_MAX = 1024
 
 #: Returned by :func:`intercept` when the message takes the server's normal path.
 PASS: Any = object()
@@ -126,7 +127,7 @@ class SysState:
 
     __slots__ = (
         "suspended", "deferred", "trace", "log_max", "events", "stats", "log_file",
-        "modern_callers",
+        "modern_callers", "late_tags",
     )
 
     def __init__(self) -> None:
@@ -141,6 +142,14 @@ class SysState:
         self.log_file: IO[str] | None = None
         #: node -> whether its ``sys`` wants ``{ok, State}`` (stdlib >= 5.1)
         self.modern_callers: dict[Atom, bool] = {}
+        #: reply tags of calls that ended without an alias to cancel (oldest first)
+        self.late_tags: dict[Any, None] = {}
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left for :func:`intercept` to do: the server may drop this state."""
+        return not (self.suspended or self.deferred or self.debugging or self.modern_callers
+                    or self.late_tags)
 
     @property
     def debugging(self) -> bool:
@@ -188,12 +197,28 @@ def _is_system_path(server: GenServer, msg: Any) -> bool:
     return t is gs._Internal and msg.kind == "stop"
 
 
+def forget_reply(server: GenServer, tag: Any) -> None:
+    """A call of this server ended (timeout, cancellation) with a plain reference tag,
+    which unlike an alias cannot be deactivated: drop its reply if it comes later, so
+    it never reaches ``handle_info`` (OTP 24+ behaviour)."""
+    st = _state_of(server)
+    st.late_tags[tag] = None
+    while len(st.late_tags) > _LATE_TAGS_MAX:
+        del st.late_tags[next(iter(st.late_tags))]
+
+
 def intercept(server: GenServer, msg: Any) -> Any:
     """Called by ``GenServer._handle`` while the server has a :class:`SysState`:
-    defer (suspended), record (debugged), or :data:`PASS` to the normal path."""
+    defer (suspended), record (debugged), drop a late reply, or :data:`PASS` to the
+    normal path."""
     st = server._sys
     if st is None or _is_system_path(server, msg):
         return PASS
+    if st.late_tags and type(msg) is tuple and len(msg) == 2 and msg[0] in st.late_tags:
+        del st.late_tags[msg[0]]
+        if st.idle:
+            server._sys = None
+        return None
     if st.suspended:
         st.deferred.append(msg)
         return None
@@ -347,7 +372,7 @@ def _resume(server: GenServer) -> None:
     mailbox = server._proc.mailbox
     while st.deferred:
         mailbox.put_front(st.deferred.pop())
-    if not st.debugging:
+    if st.idle:
         server._sys = None
 
 
@@ -495,7 +520,7 @@ def _debug(server: GenServer, opt: Any, remote: bool) -> Any:
             reply = _UNKNOWN_DEBUG
     else:
         reply = _UNKNOWN_DEBUG
-    if not st.debugging and not st.suspended and not st.deferred and not st.modern_callers:
+    if st.idle:
         server._sys = None
     return reply
 

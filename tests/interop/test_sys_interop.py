@@ -235,11 +235,20 @@ class LateCaller(GenServer):
         return NoReply([*infos, message])
 
 
-async def test_late_reply_after_timeout_never_reaches_handle_info(node: Node, beam: BeamNode) -> None:
+@pytest.mark.parametrize("connected", [True, False], ids=["alias_tag", "first_call_dials"])
+async def test_late_reply_after_timeout_never_reaches_handle_info(
+    node: Node, beam: BeamNode, connected: bool
+) -> None:
+    """Connected: the peer offered ALIAS, the call is tagged [alias | Mref] and the alias is
+    gone when the reply comes. Not connected yet: the tag is a plain reference (the peer's
+    flags are unknown) and the server drops the reply that comes for it after the call."""
     ref_name = unique_name("slow")
     await ev(beam, f"{{ok, R}} = sys_ref:start(0), register({ref_name}, R), ok")
     caller = await LateCaller.start(runtime=node.runtime)
-    assert await node.ping(beam.name)
+    if connected:
+        assert await node.ping(beam.name)
+    else:
+        assert beam.name not in node.nodes()
     why, monitors, aliases = await call(caller, (Atom(ref_name), Atom(beam.name)), runtime=node.runtime)
     assert (why, monitors, aliases) == (Atom("timeout"), {}, 0)
 
