@@ -521,6 +521,8 @@ class GenServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sys is not None:  # a sys log file
+            self._sys.close()
 
     def _system_stop(self) -> None:
         """Runtime shutdown: terminate(shutdown) after the current message."""

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bridge import Node
-from dist_proto import Atom, Pid
+from dist_proto import Atom, ImproperList, Pid
 from python_actors import (
     CallError,
     GenServer,
@@ -247,10 +247,18 @@ async def test_late_reply_after_timeout_never_reaches_handle_info(
     caller = await LateCaller.start(runtime=node.runtime)
     if connected:
         assert await node.ping(beam.name)
+        tag = await call((Atom(ref_name), Atom(beam.name)), Atom("from_tag"), runtime=node.runtime)
+        assert isinstance(tag, ImproperList) and tag.items == (Atom("alias"),)  # OTP 24+'s tag
     else:
         assert beam.name not in node.nodes()
     why, monitors, aliases = await call(caller, (Atom(ref_name), Atom(beam.name)), runtime=node.runtime)
     assert (why, monitors, aliases) == (Atom("timeout"), {}, 0)
+    # the monitor is gone on the BEAM side too (DEMONITOR)
+    monitored_by = f"element(2, process_info(whereis({ref_name}), monitored_by))"
+    deadline = asyncio.get_running_loop().time() + 10
+    while await ev(beam, monitored_by) != []:
+        assert asyncio.get_running_loop().time() < deadline, "the server is still monitored"
+        await asyncio.sleep(0.05)
 
     async def late_sent() -> bool:
         return Atom("late_reply_sent") in await call(caller, "infos", runtime=node.runtime)

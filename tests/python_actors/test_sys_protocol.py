@@ -339,3 +339,17 @@ async def test_cancelled_call_removes_monitor_and_alias() -> None:
 
         monitors, aliases = await rt.run(body)
         assert not monitors and not aliases
+
+
+async def test_runtime_stop_ends_a_suspended_server_with_terminate() -> None:
+    seen: list[Any] = []
+
+    class Ends(GenServer):
+        def terminate(self, reason: Any, state: Any) -> None:
+            seen.append(reason)
+
+    async with Runtime() as rt:
+        pid = await Ends.start(runtime=rt)
+        await sysp.suspend(pid, runtime=rt)
+        cast(pid, "never handled", runtime=rt)
+    assert seen == [Atom("shutdown")]
