@@ -28,6 +28,7 @@ from python_actors import (
 )
 from python_actors.hot_upgrade import rpc_upgrade_module
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, Runtime, pid_expr, unique_name
+from tests.beam import runtime as find_runtime
 from tests.bridge.test_cli import run_cli
 from tests.interop.node_support import ev, eventually, q
 
@@ -289,3 +290,27 @@ async def test_cli_upgrade(epmd: Epmd, counter_module: tuple[Any, Path], beam: B
         assert done.stdout.count("<") == 2
         assert await call(pids[0], "x", runtime=node.runtime) == ("2", 15)
         assert await call(pids[1], "x", runtime=node.runtime) == ("2", 25)
+
+
+class Counter(GenServer):
+    def handle_call(self, request: Any, from_: Any, n: Any) -> Any:
+        return Reply(n, n)
+
+
+async def test_elixir_sys_on_a_python_genserver(epmd: Epmd, node: Node) -> None:
+    """What an Elixir user types (Elixir 1.14 runs on OTP 25)."""
+    name = unique_name("py_counter")
+    await Counter.start(41, runtime=node.runtime, name=name)
+    server = f"{{:{name}, :\\\"{node.name}\\\"}}"
+    code = (
+        f"s = {server}; :ok = :sys.suspend(s); st = :sys.get_state(s); "
+        f"{{:status, _, {{:module, :gen_server}}, [_, :suspended | _]}} = :sys.get_status(s); "
+        f":ok = :sys.resume(s); n = :sys.replace_state(s, fn n -> n + 1 end); "
+        f"{{st, n, GenServer.call(s, :get)}}"
+    )
+    ex = await asyncio.to_thread(BeamNode, find_runtime("otp25"), epmd_port=epmd.port, prefix="exs", elixir=True)
+    try:
+        got = await ev(ex, f"element(1, 'Elixir.Code':eval_string(<<\"{code}\">>))")
+    finally:
+        await asyncio.to_thread(ex.stop)
+    assert got == (41, 42, 42)
