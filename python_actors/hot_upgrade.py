@@ -30,10 +30,14 @@ actor is moved to its class's current definition and ``code_change`` runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom, Pid
@@ -78,6 +82,17 @@ def _resolve(module: Any, qualname: str) -> Any:
     return obj
 
 
+def _reload(module: ModuleType) -> ModuleType:
+    """``importlib.reload`` from the source on disk: the cached bytecode goes first, since
+    its freshness check (mtime in seconds and size) can miss a same-size edit."""
+    importlib.invalidate_caches()
+    source = getattr(module, "__file__", None)
+    if source and source.endswith(".py"):
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            os.remove(importlib.util.cache_from_source(source))
+    return importlib.reload(module)
+
+
 def new_class(old: type, module_name: str) -> type:
     """The class that ``old`` becomes: reload ``module_name`` if it is ``old``'s module and
     not reloaded since ``old`` was defined, then look up ``old``'s qualified name."""
@@ -90,7 +105,7 @@ def new_class(old: type, module_name: str) -> type:
         except AttributeError:
             current = None
         if current is old:
-            own = importlib.reload(own)
+            own = _reload(own)
     elif module_name not in sys.modules:
         raise ImportError(f"module {module_name} is not loaded")
     cls = _resolve(own, old.__qualname__)

@@ -103,6 +103,7 @@ _DEFAULT_LOG_MAX = 10
 _FORM_DEPTH = 12
 _REPR_MAX = 2000
 _LATE_TAGS_MAX = 1024
+_VERSION_QUERY_TIMEOUT = 2.0
 
 #: Returned by :func:`intercept` when the message takes the server's normal path.
 PASS: Any = object()
@@ -384,8 +385,8 @@ async def _modern_sys(server: GenServer, node: Atom) -> bool:
         return known
     request = (_CALL, Atom("application"), Atom("get_key"), [Atom("stdlib"), Atom("vsn")], _USER)
     modern = True
-    try:
-        res = await gs.call((_REX, node), request, 5.0)
+    try:  # well inside sys's own 5 s default, so the caller still gets its answer
+        res = await gs.call((_REX, node), request, _VERSION_QUERY_TIMEOUT)
     except CallError:
         res = None
     if type(res) is tuple and len(res) == 2 and res[0] == _OK and isinstance(res[1], list):

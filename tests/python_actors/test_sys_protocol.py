@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import sys
 import textwrap
 from pathlib import Path
@@ -353,3 +354,20 @@ async def test_runtime_stop_ends_a_suspended_server_with_terminate() -> None:
         await sysp.suspend(pid, runtime=rt)
         cast(pid, "never handled", runtime=rt)
     assert seen == [Atom("shutdown")]
+
+
+async def test_upgrade_sees_a_same_size_edit_made_in_the_same_second(upgradable: Any) -> None:
+    """The bytecode cache's freshness check (mtime, size) cannot tell these files apart."""
+    import os
+    import py_compile
+
+    module, path = upgradable
+    py_compile.compile(str(path), cfile=importlib.util.cache_from_source(str(path)), doraise=True)
+    before = path.stat()
+    path.write_text(MODULE_V1.replace('VSN = "1"', 'VSN = "9"'))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    async with Runtime() as rt:
+        pid = await module.Counter.start(0, runtime=rt)
+        assert await upgrade_module(rt, module.__name__) == [pid]
+        assert await call(pid, "next", runtime=rt) == ("9", 0)
