@@ -30,13 +30,14 @@ actor is moved to its class's current definition and ``code_change`` runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +45,9 @@ from dist_proto.terms import Atom, Pid
 
 from .errors import ActorError, reason_of
 from .gen_server import GenServer, Ok
-from .process import current_process
-from .sys_protocol import SysError, resume, suspend
+from .process import Process, current_process
 from .sys_protocol import change_code as sys_change_code
+from .sys_protocol import erlang_form, resume, suspend
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -184,27 +185,36 @@ async def upgrade_module(
     name = _name(module)
     pids = actors_of(runtime, name)
     failures: dict[Pid, Any] = {}
-    suspended: list[Pid] = []
-    for pid in pids:
-        try:
-            await suspend(pid, timeout, runtime=runtime)
-            suspended.append(pid)
-        except ActorError as exc:
-            failures[pid] = getattr(exc, "reason", exc)
-    upgraded: list[Pid] = []
+
+    async def each(step: Callable[[Pid], Awaitable[None]], targets: list[Pid]) -> list[Pid]:
+        """``step`` on every pid at once, each request from its own temporary process; the
+        pids it succeeded on, the others' reasons into ``failures``."""
+
+        def one(pid: Pid) -> Awaitable[None]:
+            async def run(proc: Process) -> None:
+                await step(pid)
+
+            return runtime.run(run)
+
+        results = await asyncio.gather(*(one(p) for p in targets), return_exceptions=True)
+        ok = []
+        for pid, res in zip(targets, results, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res
+                why = getattr(res, "reason", None) if isinstance(res, ActorError) else None
+                failures.setdefault(pid, why if why is not None else reason_of(res))
+            else:
+                ok.append(pid)
+        return ok
+
+    suspended = await each(lambda p: suspend(p, timeout, runtime=runtime), pids)
     try:
-        for pid in suspended:
-            try:
-                await sys_change_code(pid, Atom(name), old_vsn, extra, timeout, runtime=runtime)
-                upgraded.append(pid)
-            except (ActorError, SysError) as exc:
-                failures[pid] = getattr(exc, "reason", exc)
+        upgraded = await each(
+            lambda p: sys_change_code(p, Atom(name), old_vsn, extra, timeout, runtime=runtime), suspended
+        )
     finally:
-        for pid in suspended:
-            try:
-                await resume(pid, timeout, runtime=runtime)
-            except ActorError as exc:
-                failures.setdefault(pid, getattr(exc, "reason", exc))
+        await each(lambda p: resume(p, timeout, runtime=runtime), suspended)
     if failures:
         raise UpgradeError(failures, upgraded)
     return upgraded
@@ -218,5 +228,6 @@ async def rpc_upgrade_module(module: Any, extra: Any = None) -> Any:
     try:
         pids = await upgrade_module(runtime, _name(module), extra=extra)
     except UpgradeError as exc:
-        return (_ERROR, (Atom("upgrade_failed"), list(exc.failures.items()), exc.upgraded))
+        failures = [(pid, erlang_form(why)) for pid, why in exc.failures.items()]
+        return (_ERROR, (Atom("upgrade_failed"), failures, exc.upgraded))
     return (_OK, pids)

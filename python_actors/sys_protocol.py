@@ -79,6 +79,14 @@ __all__ = [
 ]
 
 _OK = Atom("ok")
+_GET_STATE = Atom("get_state")
+_GET_STATUS = Atom("get_status")
+_SUSPEND = Atom("suspend")
+_RESUME = Atom("resume")
+_TERMINATE = Atom("terminate")
+_REPLACE_STATE = Atom("replace_state")
+_DEBUG = Atom("debug")
+_CHANGE_CODE = Atom("change_code")
 _ERROR = Atom("error")
 _SYSTEM = Atom("system")
 _RUNNING = Atom("running")
@@ -326,36 +334,36 @@ def handle_system(server: GenServer, from_: Any, request: Any) -> Any:
     def answer(value: Any) -> None:
         rt.reply_to(from_, erlang_form(value) if remote else value, proc.pid)
 
-    if request == Atom("get_state"):
+    if request == _GET_STATE:
         if remote:
             return _answer_state(server, from_, server._state)
         answer((_OK, server._state))
         return None
-    if request == Atom("get_status"):
+    if request == _GET_STATUS:
         answer(_status(server))
         return None
-    if request == Atom("suspend"):
+    if request == _SUSPEND:
         _state_of(server).suspended = True
         answer(_OK)
         return None
-    if request == Atom("resume"):
+    if request == _RESUME:
         _resume(server)
         answer(_OK)
         return None
     t = type(request)
     if t is tuple and len(request) == 2:
         tag, arg = request
-        if tag == Atom("terminate"):
+        if tag == _TERMINATE:
             answer(_OK)
             if server._sys is not None:
                 server._sys.close()
             return server._stop(arg, server._state)
-        if tag == Atom("replace_state"):
+        if tag == _REPLACE_STATE:
             return _replace_state(server, from_, arg, remote)
-        if tag == Atom("debug"):
+        if tag == _DEBUG:
             answer(_debug(server, arg, remote))
             return None
-    if t is tuple and len(request) == 4 and request[0] == Atom("change_code"):
+    if t is tuple and len(request) == 4 and request[0] == _CHANGE_CODE:
         st = server._sys
         if st is not None and st.suspended:
             from .hot_upgrade import change_code as do_change_code

@@ -371,3 +371,20 @@ async def test_upgrade_sees_a_same_size_edit_made_in_the_same_second(upgradable:
         pid = await module.Counter.start(0, runtime=rt)
         assert await upgrade_module(rt, module.__name__) == [pid]
         assert await call(pid, "next", runtime=rt) == ("9", 0)
+
+
+async def test_upgrade_module_from_inside_a_process(upgradable: Any) -> None:
+    """As the rpc of ``python -m bridge upgrade`` runs it: each request from its own process."""
+    from python_actors.hot_upgrade import rpc_upgrade_module
+
+    module, path = upgradable
+    async with Runtime() as rt:
+        pids = [await module.Counter.start(i, runtime=rt) for i in (1, 2, 3)]
+        path.write_text(MODULE_V2)
+
+        async def body(proc: Process) -> Any:
+            return await rpc_upgrade_module(Atom(module.__name__), 100)
+
+        ok, upgraded = await rt.run(body)
+        assert ok == OK and sorted(upgraded, key=lambda p: p.id) == pids
+        assert await call(pids[0], "next", runtime=rt) == ("2", 101)
