@@ -37,17 +37,16 @@ import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from dist_proto.terms import Atom, Pid
+from dist_proto.terms import Atom, Pid, Reference
 
-from .errors import ActorError, reason_of
+from .errors import DOWN, TIMEOUT, ActorError, reason_of
 from .gen_server import GenServer, Ok
 from .process import Process, current_process
-from .sys_protocol import change_code as sys_change_code
-from .sys_protocol import erlang_form, resume, suspend
+from .sys_protocol import erlang_form
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -57,6 +56,10 @@ __all__ = ["UpgradeError", "change_code", "rpc_upgrade_module", "upgrade_module"
 _OK = Atom("ok")
 _ERROR = Atom("error")
 _EXIT = Atom("EXIT")
+_SYSTEM = Atom("system")
+_SUSPEND = Atom("suspend")
+_RESUME = Atom("resume")
+_CHANGE_CODE = Atom("change_code")
 
 
 class UpgradeError(ActorError):
@@ -186,38 +189,63 @@ async def upgrade_module(
     pids = actors_of(runtime, name)
     failures: dict[Pid, Any] = {}
 
-    async def each(step: Callable[[Pid], Awaitable[None]], targets: list[Pid]) -> list[Pid]:
-        """``step`` on every pid at once, each request from its own temporary process; the
-        pids it succeeded on, the others' reasons into ``failures``."""
-
-        def one(pid: Pid) -> Awaitable[None]:
-            async def run(proc: Process) -> None:
-                await step(pid)
-
-            return runtime.run(run)
-
-        results = await asyncio.gather(*(one(p) for p in targets), return_exceptions=True)
+    def accepted(answers: dict[Pid, Any]) -> list[Pid]:
         ok = []
-        for pid, res in zip(targets, results, strict=True):
-            if isinstance(res, BaseException):
-                if not isinstance(res, Exception):
-                    raise res
-                why = getattr(res, "reason", None) if isinstance(res, ActorError) else None
-                failures.setdefault(pid, why if why is not None else reason_of(res))
-            else:
+        for pid, answer in answers.items():
+            if answer == _OK:
                 ok.append(pid)
+            else:
+                failures.setdefault(pid, answer[1] if type(answer) is tuple and len(answer) == 2 else answer)
         return ok
 
-    suspended = await each(lambda p: suspend(p, timeout, runtime=runtime), pids)
-    try:
-        upgraded = await each(
-            lambda p: sys_change_code(p, Atom(name), old_vsn, extra, timeout, runtime=runtime), suspended
-        )
-    finally:
-        await each(lambda p: resume(p, timeout, runtime=runtime), suspended)
+    async def sequence(proc: Process) -> list[Pid]:
+        suspended = accepted(await _sys_all(proc, pids, _SUSPEND, timeout))
+        try:
+            change = (_CHANGE_CODE, Atom(name), old_vsn, extra)
+            return accepted(await _sys_all(proc, suspended, change, timeout))
+        finally:
+            accepted(await _sys_all(proc, suspended, _RESUME, timeout))
+
+    upgraded: list[Pid] = await runtime.run(sequence)
     if failures:
         raise UpgradeError(failures, upgraded)
     return upgraded
+
+
+async def _sys_all(proc: Process, pids: list[Pid], request: Any, timeout: float) -> dict[Pid, Any]:
+    """``sys``'s ``request`` to every pid at once from ``proc`` (one request each, as
+    ``gen:call`` makes it); each pid's answer, or ``{error, Why}`` for a pid that ended
+    (``Why`` its exit reason) or did not answer in time (``timeout``)."""
+    pending: dict[Reference, Pid] = {}
+    for pid in pids:
+        mref = proc.monitor(pid)
+        pending[mref] = pid
+        proc.send(pid, (_SYSTEM, (proc.pid, mref), request))
+
+    def match(m: Any) -> bool:
+        if type(m) is not tuple:
+            return False
+        if len(m) == 2:
+            return m[0] in pending
+        return len(m) == 5 and m[0] == DOWN and m[1] in pending
+
+    answers: dict[Pid, Any] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending:
+        msg = await proc.receive(match, max(0.0, deadline - loop.time()), None)
+        if msg is None:
+            break
+        if len(msg) == 2:
+            pid = pending.pop(msg[0])
+            proc.demonitor(msg[0])  # a DOWN that raced in dies with the temporary process
+            answers[pid] = msg[1]
+        else:
+            answers[pending.pop(msg[1])] = (_ERROR, msg[4])
+    for mref, pid in pending.items():
+        proc.demonitor(mref, flush=True)
+        answers[pid] = (_ERROR, TIMEOUT)
+    return answers
 
 
 async def rpc_upgrade_module(module: Any, extra: Any = None) -> Any:
