@@ -12,7 +12,8 @@ every message passes through :func:`intercept` first:
   ``deferred``, in arrival order, and goes back to the head of the mailbox on resume;
 - *debugged* (``statistics``, ``trace``, ``log``, ``log_to_file``): calls, casts and
   infos are recorded as OTP's gen_server records them (``{in, Msg}``, ``{out, Reply,
-  From, State}``, ``{noreply, State}``) and printed as ``*DBG*`` lines when traced.
+  From, State}``, ``{noreply, State}``) and printed as ``*DBG*`` lines when traced
+  (:mod:`python_actors.sys_debug`).
 
 Replies follow what a real gen_server gives on the caller's release (read from OTP 25
 and OTP 28 nodes): ``get_state`` and ``replace_state`` answer the bare state before
@@ -41,19 +42,17 @@ caller's node (``rex``: ``erlang:apply(Fun, [State])``); from Python it is a cal
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import inspect
-import sys
 from collections import deque
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from dist_proto import encode, format_term
+from dist_proto import encode
 from dist_proto.terms import Atom, ExportFun, Fun, Pid
 
 from . import gen_server as gs
 from .errors import EXIT, ActorError, CallError, reason_of
 from .process import _maybe_current
+from .sys_debug import SysState, debug_command, debugged, state_of, term_text
 
 if TYPE_CHECKING:
     from .gen_server import GenServer
@@ -95,19 +94,13 @@ _UNKNOWN_SYSTEM_MSG = Atom("unknown_system_msg")
 _UNKNOWN_DEBUG = Atom("unknown_debug")
 _CALLBACK_FAILED = Atom("callback_failed")
 _GEN_SERVER = Atom("gen_server")
-_IN = Atom("in")
-_OUT = Atom("out")
-_NOREPLY = Atom("noreply")
 _REX = Atom("rex")
 _CALL = Atom("call")
 _USER = Atom("user")
 _BADRPC = Atom("badrpc")
 _EXIT_CLASS = Atom("EXIT")
-_NO_STATISTICS = Atom("no_statistics")
-_NOT_ALLOWED = Atom("not_allowed")
 _PYTHON = Atom("$python")
 _CLASS_KEY = Atom("__class__")
-_DEFAULT_LOG_MAX = 10
 _FORM_DEPTH = 12
 _REPR_MAX = 2000
 _LATE_TAGS_MAX = 1024
@@ -125,73 +118,7 @@ class SysError(ActorError):
         self.reason = reason
 
 
-def _local_time() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """``erlang:localtime()``: ``{{Y, M, D}, {H, Mi, S}}``."""
-    t = datetime.datetime.now()
-    return ((t.year, t.month, t.day), (t.hour, t.minute, t.second))
-
-
-class SysState:
-    """The ``sys`` side of one server: suspension and debug options (``sys:debug_options``)."""
-
-    __slots__ = (
-        "suspended", "deferred", "trace", "log_max", "events", "stats", "log_file",
-        "modern_callers", "late_tags",
-    )
-
-    def __init__(self) -> None:
-        self.suspended = False
-        #: messages that arrived while suspended, oldest first
-        self.deferred: deque[Any] = deque()
-        self.trace = False
-        self.log_max = 0  # 0: not logging
-        self.events: deque[Any] = deque()
-        #: [start_time, reductions, messages_in, messages_out] while statistics are on
-        self.stats: list[Any] | None = None
-        self.log_file: IO[str] | None = None
-        #: node -> whether its ``sys`` wants ``{ok, State}`` (stdlib >= 5.1)
-        self.modern_callers: dict[Atom, bool] = {}
-        #: reply tags of calls that ended without an alias to cancel (oldest first)
-        self.late_tags: dict[Any, None] = {}
-
-    @property
-    def idle(self) -> bool:
-        """Nothing left for :func:`intercept` to do: the server may drop this state."""
-        return not (self.suspended or self.deferred or self.debugging or self.modern_callers
-                    or self.late_tags)
-
-    @property
-    def debugging(self) -> bool:
-        return self.trace or self.log_max > 0 or self.stats is not None or self.log_file is not None
-
-    def debug_options(self) -> list[Any]:
-        """What ``get_status`` shows as the debug list (``[]`` when none)."""
-        out: list[Any] = []
-        if self.stats is not None:
-            start, reds, n_in, n_out = self.stats
-            out.append((Atom("statistics"), (start, (Atom("reductions"), reds), n_in, n_out)))
-        if self.log_max:
-            out.append((Atom("log"), [self.log_max, *reversed(self.events)]))
-        if self.trace:
-            out.append((Atom("trace"), True))
-        if self.log_file is not None:
-            out.append((Atom("log_to_file"), True))
-        return out
-
-    def close(self) -> None:
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
-
-
 # -- the server side ----------------------------------------------------------------
-
-
-def _state_of(server: GenServer) -> SysState:
-    st: SysState | None = server._sys
-    if st is None:
-        st = server._sys = SysState()
-    return st
 
 
 def _is_system_path(server: GenServer, msg: Any) -> bool:
@@ -210,7 +137,7 @@ def forget_reply(server: GenServer, tag: Any) -> None:
     """A call of this server ended (timeout, cancellation) with a plain reference tag,
     which unlike an alias cannot be deactivated: drop its reply if it comes later, so
     it never reaches ``handle_info`` (OTP 24+ behaviour)."""
-    st = _state_of(server)
+    st = state_of(server)
     st.late_tags[tag] = None
     while len(st.late_tags) > _LATE_TAGS_MAX:
         del st.late_tags[next(iter(st.late_tags))]
@@ -233,92 +160,7 @@ def intercept(server: GenServer, msg: Any) -> Any:
         return None
     if not st.debugging or type(msg) is gs._Internal:
         return PASS
-    _event(server, st, (_IN, msg))
-    try:
-        if type(msg) is tuple and len(msg) == 3 and msg[0] == gs.GEN_CALL:
-            from_ = msg[1]
-            res = server.handle_call(msg[2], from_, server._state)
-        elif type(msg) is tuple and len(msg) == 2 and msg[0] == gs.GEN_CAST:
-            from_ = None
-            res = server.handle_cast(msg[1], server._state)
-        else:
-            from_ = None
-            res = server.handle_info(msg, server._state)
-    except Exception as exc:
-        return server._crash(exc)
-    if inspect.isawaitable(res):
-        return _debugged_async(server, st, res, from_)
-    _event_for_result(server, st, res, from_)
-    return server._after(res, from_)
-
-
-async def _debugged_async(server: GenServer, st: SysState, coro: Any, from_: Any) -> None:
-    try:
-        res = await coro
-    except Exception as exc:
-        nxt = server._crash(exc)
-    else:
-        _event_for_result(server, st, res, from_)
-        nxt = server._after(res, from_)
-    if nxt is not None:
-        await nxt
-
-
-def _event_for_result(server: GenServer, st: SysState, res: Any, from_: Any) -> None:
-    t = type(res)
-    if t is gs.Reply and from_ is not None:
-        _event(server, st, (_OUT, res.reply, from_, res.state))
-    elif t is gs.NoReply:
-        _event(server, st, (_NOREPLY, res.state))
-    elif t is gs.Stop and from_ is not None and res.reply is not gs._NOREPLY:
-        _event(server, st, (_OUT, res.reply, from_, res.state))
-
-
-def _event(server: GenServer, st: SysState, event: Any) -> None:
-    """``sys:handle_debug/4``: count, log, trace, write to file."""
-    if st.stats is not None:
-        st.stats[1] += 1
-        if event[0] == _IN:
-            st.stats[2] += 1
-        elif event[0] == _OUT:
-            st.stats[3] += 1
-    if st.log_max:
-        st.events.appendleft(event)
-        while len(st.events) > st.log_max:
-            st.events.pop()
-    if st.trace:
-        print(format_event(server, event), file=sys.stdout, flush=True)
-    if st.log_file is not None:
-        st.log_file.write(format_event(server, event) + "\n")
-        st.log_file.flush()
-
-
-def _text(term: Any) -> str:
-    try:
-        return format_term(term)
-    except Exception:
-        return repr(term)
-
-
-def format_event(server: GenServer, event: Any) -> str:
-    """A ``*DBG*`` line as gen_server's ``print_event/3`` writes it."""
-    proc = server._proc
-    who = _text(proc.name if proc.name is not None else proc.pid)
-    kind = event[0]
-    if kind == _IN:
-        msg = event[1]
-        if type(msg) is tuple and len(msg) == 3 and msg[0] == gs.GEN_CALL:
-            sender = msg[1][0] if type(msg[1]) is tuple and msg[1] else msg[1]
-            return f"*DBG* {who} got call {_text(msg[2])} from {_text(sender)}"
-        if type(msg) is tuple and len(msg) == 2 and msg[0] == gs.GEN_CAST:
-            return f"*DBG* {who} got cast {_text(msg[1])}"
-        return f"*DBG* {who} got {_text(msg)}"
-    if kind == _OUT:
-        to = event[2][0] if type(event[2]) is tuple and event[2] else event[2]
-        return f"*DBG* {who} sent {_text(event[1])} to {_text(to)}, new state {_text(event[3])}"
-    if kind == _NOREPLY:
-        return f"*DBG* {who} new state {_text(event[1])}"
-    return f"*DBG* {who} dbg {_text(event)}"
+    return debugged(server, st, msg)
 
 
 def handle_system(server: GenServer, from_: Any, request: Any) -> Any:
@@ -343,7 +185,7 @@ def handle_system(server: GenServer, from_: Any, request: Any) -> Any:
         answer(_status(server))
         return None
     if request == _SUSPEND:
-        _state_of(server).suspended = True
+        state_of(server).suspended = True
         answer(_OK)
         return None
     if request == _RESUME:
@@ -361,7 +203,7 @@ def handle_system(server: GenServer, from_: Any, request: Any) -> Any:
         if tag == _REPLACE_STATE:
             return _replace_state(server, from_, arg, remote)
         if tag == _DEBUG:
-            answer(_debug(server, arg, remote))
+            answer(debug_command(server, arg, remote))
             return None
     if t is tuple and len(request) == 4 and request[0] == _CHANGE_CODE:
         st = server._sys
@@ -387,7 +229,7 @@ def _resume(server: GenServer) -> None:
 
 async def _modern_sys(server: GenServer, node: Atom) -> bool:
     """Whether ``node``'s ``sys`` wants ``{ok, State}`` (stdlib 5.1, OTP 26.1, and later)."""
-    st = _state_of(server)
+    st = state_of(server)
     known = st.modern_callers.get(node)
     if known is not None:
         return known
@@ -489,7 +331,7 @@ def _status(server: GenServer) -> Any:
         (Atom("$ancestors"), [server._parent] if server._parent != proc.pid else []),
     ]
     misc = [
-        (Atom("header"), _charlist(f"Status for generic server {_text(name)}")),
+        (Atom("header"), _charlist(f"Status for generic server {term_text(name)}")),
         (Atom("data"), [
             (_charlist("Status"), status),
             (_charlist("Parent"), server._parent),
@@ -504,95 +346,6 @@ def _status(server: GenServer) -> Any:
 
 def _charlist(text: str) -> list[int]:
     return [ord(c) for c in text]
-
-
-def _debug(server: GenServer, opt: Any, remote: bool) -> Any:
-    """``sys:debug_cmd``: the reply to ``{debug, Opt}``."""
-    st = _state_of(server)
-    reply: Any = _OK
-    t = type(opt)
-    if opt == Atom("no_debug"):
-        st.close()
-        st.trace, st.log_max, st.stats = False, 0, None
-        st.events.clear()
-    elif t is tuple and len(opt) == 2:
-        what, arg = opt
-        if what == Atom("trace") and type(arg) is bool:
-            st.trace = arg
-        elif what == Atom("log"):
-            reply = _debug_log(server, st, arg)
-        elif what == Atom("statistics"):
-            reply = _debug_statistics(st, arg)
-        elif what == Atom("log_to_file"):
-            reply = _debug_log_to_file(st, arg, remote)
-        else:
-            reply = _UNKNOWN_DEBUG
-    else:
-        reply = _UNKNOWN_DEBUG
-    if st.idle:
-        server._sys = None
-    return reply
-
-
-def _debug_log(server: GenServer, st: SysState, arg: Any) -> Any:
-    if arg is True:
-        arg = (True, _DEFAULT_LOG_MAX)
-    if type(arg) is tuple and len(arg) == 2 and arg[0] is True and type(arg[1]) is int and arg[1] > 0:
-        st.log_max = arg[1]
-        while len(st.events) > st.log_max:
-            st.events.pop()
-        return _OK
-    if arg is False:
-        st.log_max = 0
-        st.events.clear()
-        return _OK
-    if arg == Atom("get"):
-        return (_OK, list(reversed(st.events)))
-    if arg == Atom("print"):
-        for event in reversed(st.events):
-            print(format_event(server, event), file=sys.stdout, flush=True)
-        return _OK
-    return _UNKNOWN_DEBUG
-
-
-def _debug_statistics(st: SysState, arg: Any) -> Any:
-    if arg is True:
-        st.stats = [_local_time(), 0, 0, 0]
-        return _OK
-    if arg is False:
-        st.stats = None
-        return _OK
-    if arg == Atom("get"):
-        if st.stats is None:
-            return (_OK, _NO_STATISTICS)
-        start, reds, n_in, n_out = st.stats
-        return (_OK, [
-            (Atom("start_time"), start),
-            (Atom("current_time"), _local_time()),
-            (Atom("reductions"), reds),
-            (Atom("messages_in"), n_in),
-            (Atom("messages_out"), n_out),
-        ])
-    return _UNKNOWN_DEBUG
-
-
-def _debug_log_to_file(st: SysState, arg: Any, remote: bool) -> Any:
-    if arg is False:
-        st.close()
-        return _OK
-    if remote:
-        # another node may not make this node write files (as rpc, only what is allowed)
-        return (_ERROR, (_NOT_ALLOWED, Atom("log_to_file")))
-    if isinstance(arg, list):
-        arg = "".join(chr(c) for c in arg)
-    elif isinstance(arg, bytes):
-        arg = arg.decode()
-    st.close()
-    try:
-        st.log_file = open(str(arg), "a", encoding="utf-8")  # noqa: SIM115 (owned by SysState)
-    except (OSError, TypeError, ValueError):
-        return (_ERROR, Atom("open_file"))
-    return _OK
 
 
 # -- readable forms -------------------------------------------------------------------
