@@ -1,4 +1,4 @@
-"""Hot code upgrade of Python actors: OTP's release-handler sequence on a GenServer.
+r"""Hot code upgrade of Python actors: OTP's release-handler sequence on a GenServer.
 
 Theory of operation (OTP's release_handler and "Release Handling" in the design
 principles; ``sys:change_code/4``, ``gen_server:system_code_change/4``). An upgrade of
@@ -26,6 +26,28 @@ actor is moved to its class's current definition and ``code_change`` runs.
 
 :func:`upgrade_module` runs the whole sequence on every actor of a module of a runtime;
 :func:`rpc_upgrade_module` is the same for an rpc (``python -m bridge upgrade``).
+
+>>> import asyncio, pathlib, sys, tempfile
+>>> from python_actors import Runtime, call
+>>> folder = tempfile.mkdtemp()
+>>> sys.path.insert(0, folder)
+>>> source = pathlib.Path(folder, "hot_demo.py")
+>>> _ = source.write_text(
+...     "from python_actors import GenServer, Reply\n"
+...     "class Greeter(GenServer):\n"
+...     "    def handle_call(self, name, from_, n):\n"
+...     "        return Reply(f'hello {name}', n)\n")
+>>> import hot_demo
+>>> async def main():
+...     async with Runtime() as rt:
+...         pid = await hot_demo.Greeter.start(0, runtime=rt)
+...         before = await call(pid, "joe", runtime=rt)
+...         _ = source.write_text(source.read_text().replace("hello", "welcome"))
+...         await upgrade_module(rt, "hot_demo")
+...         return before, await call(pid, "joe", runtime=rt)
+>>> asyncio.run(main())
+('hello joe', 'welcome joe')
+>>> sys.path.remove(folder)
 """
 
 from __future__ import annotations

@@ -31,12 +31,11 @@ caller's node (``rex``: ``erlang:apply(Fun, [State])``); from Python it is a cal
 ...     async with Runtime() as rt:
 ...         pid = await GenServer.start({"n": 1}, runtime=rt)
 ...         await suspend(pid, runtime=rt)
-...         rt.cast(pid, "waits")
-...         state = await get_state(pid, runtime=rt)
+...         status = await get_status(pid, runtime=rt)
 ...         await resume(pid, runtime=rt)
-...         return state
+...         return status[3][1], await get_state(pid, runtime=rt)
 >>> asyncio.run(main())
-{'n': 1}
+(Atom('suspended'), {'n': 1})
 """
 
 from __future__ import annotations
