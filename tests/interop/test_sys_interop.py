@@ -137,6 +137,9 @@ async def test_sys_on_a_python_supervisor_and_a_state_without_erlang_form(node: 
     assert node.runtime.is_alive(holder)
     failed = await ev(beam, f"catch sys:replace_state({pid_expr(holder)}, fun(S) -> S end)")
     assert failed[0] == Atom("EXIT") and failed[1][0][0] == Atom("callback_failed")
+    # another node may not make the Python node write files
+    refused = await ev(beam, f"sys:log_to_file({pid_expr(holder)}, \"/tmp/{unique_name('no')}.log\")")
+    assert refused == (Atom("error"), (Atom("not_allowed"), Atom("log_to_file")))
     assert node.runtime.is_alive(holder)
 
     sup = await Supervisor.start_link(
