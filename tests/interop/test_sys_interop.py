@@ -198,9 +198,10 @@ async def test_hot_upgrade_from_erlang_while_calls_flow(
     await module.Counter.start(0, runtime=node.runtime, name=name)
     server = f"{{{name}, {q(node.name)}}}"
     client = unique_name("client")
-    # an Erlang process calls the actor 300 times in a row; it keeps the replies
+    # an Erlang process calls the actor 300 times, 1 ms apart (so the calls outlast the
+    # upgrade's start however fast they are); it keeps the replies
     await ev(beam, f"register({client}, spawn(fun() -> "
-                   f"R = [gen_server:call({server}, next) || _ <- lists:seq(1, 300)], "
+                   f"R = [begin timer:sleep(1), gen_server:call({server}, next) end || _ <- lists:seq(1, 300)], "
                    f"receive {{get, From}} -> From ! {{replies, R}} end end)), ok")
     path.write_text(COUNTER_V2)
     importlib.invalidate_caches()
