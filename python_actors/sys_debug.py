@@ -163,7 +163,7 @@ def _event(server: GenServer, st: SysState, event: Any) -> None:
         while len(st.events) > st.log_max:
             st.events.pop()
     if st.trace:
-        print(format_event(server, event), file=sys.stdout, flush=True)
+        print(format_event(server, event), file=sys.stderr, flush=True)
     if st.log_file is not None:
         st.log_file.write(format_event(server, event) + "\n")
         st.log_file.flush()
@@ -242,7 +242,7 @@ def _debug_log(server: GenServer, st: SysState, arg: Any) -> Any:
         return (_OK, list(reversed(st.events)))
     if arg == Atom("print"):
         for event in reversed(st.events):
-            print(format_event(server, event), file=sys.stdout, flush=True)
+            print(format_event(server, event), file=sys.stderr, flush=True)
         return _OK
     return _UNKNOWN_DEBUG
 

@@ -526,7 +526,7 @@ async def statistics(
 
 
 async def trace(server: Any, flag: bool, timeout: float | None = 5.0, *, runtime: Runtime | None = None) -> None:
-    """``sys:trace(Name, Flag)``: print each event as a ``*DBG*`` line on standard output."""
+    """``sys:trace(Name, Flag)``: print each event as a ``*DBG*`` line on standard error."""
     _ok(await _debug_call(server, (Atom("trace"), bool(flag)), timeout, runtime))
 
 

@@ -173,7 +173,7 @@ async def test_trace_and_log_to_file(capsys: pytest.CaptureFixture[str], tmp_pat
         await sysp.log_to_file(pid, False, runtime=rt)
         cast(pid, 6, runtime=rt)
         await call(pid, "get", runtime=rt)
-        out = capsys.readouterr().out.splitlines()
+        out = capsys.readouterr().err.splitlines()
         assert out[:2] == ["*DBG* traced got cast 5", '*DBG* traced new state [{<<"cast"/utf8>>,5}]']
         assert out[2].startswith("*DBG* traced got call <<\"get\"/utf8>> from <")
         assert len(out) == 4
