@@ -37,7 +37,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bridge import Node  # noqa: E402
-from dist_proto import Atom  # noqa: E402
 from python_actors import GenServer, upgrade_module  # noqa: E402
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, pid_expr, runtime  # noqa: E402
 

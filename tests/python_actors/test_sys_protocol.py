@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import importlib.util
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
