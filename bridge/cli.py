@@ -12,7 +12,7 @@
     $ python -m bridge --name py@127.0.0.1 serve ./my_actors.py
     node py@127.0.0.1 up (port 40231)
 
-Commands: ``ping``, ``rpc``, ``call``, ``cast``, ``send`` (one request to one node),
+Commands: ``ping``, ``rpc``, ``call``, ``cast``, ``send``, ``upgrade`` (one request to one node),
 ``names`` (what EPMD knows), ``epmd`` (run the embedded EPMD) and ``serve`` (keep a
 node up, hosting a Python module). Terms on the command line are Erlang term text
 (:func:`dist_proto.term_text.parse_term`); results are printed the same way
@@ -252,6 +252,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("server", metavar="NAME", help="a registered name on NODE")
     p.add_argument("message", metavar="TERM", help="an Erlang term")
 
+    p = command("upgrade", "hot-upgrade every actor of Python MODULE on NODE (sys:suspend, "
+                           "change_code, resume); NODE must allow-list python_actors:upgrade_module")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("module", metavar="MODULE", help="the Python module's dotted name")
+    p.add_argument("extra", metavar="EXTRA", nargs="?", default=None,
+                   help="an Erlang term passed as code_change's extra (default: undefined)")
+
     p = command("names", "list the names registered with EPMD on HOST (like epmd -names)")
     p.add_argument("host", metavar="HOST", nargs="?", default="127.0.0.1")
 
@@ -401,6 +408,30 @@ async def cmd_rpc(args: argparse.Namespace) -> int:
             return EXIT_REMOTE
     _out(format_term(result, strings=args.strings))
     return EXIT_OK
+
+
+async def cmd_upgrade(args: argparse.Namespace) -> int:
+    """``upgrade NODE MODULE [EXTRA]``: rpc ``python_actors:upgrade_module(MODULE[, EXTRA])`` on NODE, which
+    the node allows with ``node.allow_rpc("python_actors", "upgrade_module",
+    python_actors.hot_upgrade.rpc_upgrade_module)``; prints the upgraded pids."""
+    call_args: list[Any] = [Atom(args.module)]
+    if args.extra is not None:
+        call_args.append(parse_arg_term(args.extra, "EXTRA"))
+    async with _client(args, args.node) as (node, target):
+        try:
+            result = await node.rpc(target, "python_actors", "upgrade_module", call_args,
+                                    float(args.timeout))
+        except RpcError as exc:
+            hint = ""
+            if type(exc.reason) is tuple and exc.reason and exc.reason[0] == Atom("EXIT"):
+                hint = " (does the node allow-list python_actors:upgrade_module?)"
+            _err(f"upgrade of {args.module} on {target.name} failed: {{badrpc,{format_term(exc.reason)}}}{hint}")
+            return EXIT_REMOTE
+    if type(result) is tuple and len(result) == 2 and result[0] == Atom("ok"):
+        _out(format_term(result[1]))
+        return EXIT_OK
+    _err(f"upgrade of {args.module} on {target.name} failed: {format_term(result)}")
+    return EXIT_REMOTE
 
 
 async def cmd_call(args: argparse.Namespace) -> int:
@@ -633,6 +664,7 @@ COMMANDS = {
     "cast": cmd_cast,
     "send": cmd_send,
     "names": cmd_names,
+    "upgrade": cmd_upgrade,
     "epmd": cmd_epmd,
     "serve": cmd_serve,
 }

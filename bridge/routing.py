@@ -156,6 +156,11 @@ class NodeRouter:
         """MONITOR_P_EXIT to a remote watcher."""
         self._control(watcher.node, c.MonitorExit(target, watcher, ref, reason), _MONITOR_FLAGS)
 
+    def supports_alias(self, node: Atom) -> bool:
+        """Whether ``node`` is connected with ALIAS negotiated (OTP 24+ peers)."""
+        peer = self._node._peers.get(node)
+        return peer is not None and peer.open and bool(peer.flags & DFlag.ALIAS)
+
     # -- inbound --------------------------------------------------------------------
 
     def dispatch(self, peer: PeerConnection, msg: Any) -> None:

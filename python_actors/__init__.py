@@ -40,6 +40,7 @@ from .gen_server import (
     reply,
     stop,
 )
+from .hot_upgrade import UpgradeError, upgrade_module
 from .mailbox import ANY, pattern
 from .placement import call_blocking, run_blocking
 from .pool import Pool, PoolCallError
@@ -54,6 +55,7 @@ from .supervisor import (
     SupervisorSpec,
     child_spec,
 )
+from .sys_protocol import SysError
 
 __all__ = [
     "ANY",
@@ -85,6 +87,8 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorSpec",
+    "SysError",
+    "UpgradeError",
     "call",
     "call_blocking",
     "cast",
@@ -96,4 +100,5 @@ __all__ = [
     "reply",
     "run_blocking",
     "stop",
+    "upgrade_module",
 ]

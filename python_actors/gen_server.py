@@ -26,7 +26,9 @@ On the wire this is exactly gen_server: calls arrive as
 ``('$gen_call', (from_pid, tag), request)`` and are answered with ``(tag, reply)``
 to the alias in the tag (``[alias | Ref]``) or else to ``from_pid``; casts are
 ``('$gen_cast', request)``; an ``('EXIT', parent, reason)`` from the parent of a
-trapping server runs ``terminate(reason)``; ``sys:get_state`` is answered.
+trapping server runs ``terminate(reason)``; ``{system, From, Msg}`` (every ``sys``
+call: state, status, suspend/resume, ``change_code``, debug options) is served by
+:mod:`python_actors.sys_protocol`.
 
 >>> import asyncio
 >>> from python_actors import Runtime
@@ -162,7 +164,8 @@ class GenServer:
     """
 
     __slots__ = (
-        "_proc", "_state", "_parent", "_timer", "_token", "_off", "_thread", "_drain", "_done",
+        "_proc", "_state", "_parent", "_timer", "_token", "_sys",
+        "_off", "_thread", "_drain", "_done", "_front",
     )  # fmt: skip
 
     _proc: Process
@@ -170,10 +173,12 @@ class GenServer:
     _parent: Pid
     _timer: asyncio.TimerHandle | None
     _token: Any
+    _sys: Any  # sys_protocol.SysState once a sys call suspended or debugs this server
     _off: frozenset[str]
     _thread: ActorThreads | None
     _drain: bool
     _done: bool
+    _front: list[Any]
 
     #: Where the callbacks run (docs/placement.md): ``"auto"`` (the default: plain
     #: ``def`` callbacks on a pool thread, ``async def`` ones on the event loop),
@@ -209,6 +214,16 @@ class GenServer:
         """``terminate(Reason, State)``: runs on stop, crash, or exit from the parent
         while trapping exits (not when killed by an untrapped exit signal)."""
         return None
+
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        """``code_change(OldVsn, State, Extra)`` after a hot upgrade moved this server to
+        the reloaded class (``sys:change_code``): return ``Ok(new_state)``."""
+        return Ok(state)
+
+    def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
+        """``format_status(Status)`` (OTP 25+): what ``sys:get_status`` shows; gets and
+        returns a dict with ``"state"`` and ``"log"``."""
+        return status
 
     def _init_(self, args: Any) -> Any:
         # behaviours built on GenServer (Supervisor) wrap the user's init here
@@ -313,9 +328,11 @@ class GenServer:
         inst._state = None
         inst._timer = None
         inst._token = None
+        inst._sys = None
         inst._off = off_loop_callbacks(cls)
         inst._drain = drains_in_thread(cls)
         inst._done = False
+        inst._front = []
         inst._thread = (
             ActorThreads(f"actor{proc.pid.id}", idle_timeout=None, max_threads=1)
             if cls.placement == THREAD
@@ -418,6 +435,12 @@ class GenServer:
         if self._drain and self._proc.runtime.on_loop():
             return self._start_batch(msg)
         self._cancel_timer()
+        if self._sys is not None:  # suspended or debugged (sys)
+            from .sys_protocol import PASS, intercept
+
+            done = intercept(self, msg)
+            if done is not PASS:
+                return done
         t = type(msg)
         try:
             if t is tuple:
@@ -485,20 +508,44 @@ class GenServer:
         proc = self._proc
         rt = proc.runtime
         try:
-            for msg in batch:
+            for i, msg in enumerate(batch):
                 if self._done or not proc.alive:
                     return
                 proc.reductions += 1
                 pending = self._handle(msg)
                 if pending is not None:  # async code reached from a plain callback
                     asyncio.run_coroutine_threadsafe(_awaited(pending), rt._loop_()).result()
+                if self._front:  # messages to take first (sys:resume): end the batch here
+                    front, self._front = self._front + batch[i + 1 :], []
+                    rt.from_thread(self._put_front, front)
+                    return
         finally:
             rt.from_thread(self._batch_done)
+
+    def _requeue_front(self, messages: list[Any]) -> None:
+        """Put ``messages`` back at the head of the mailbox, in order (``sys:resume``
+        replaying what came while suspended); from a batch on a thread, the batch ends
+        and its remaining messages follow them."""
+        if self._proc.runtime.on_loop():
+            self._put_front(messages)
+        else:
+            self._front.extend(messages)
+
+    def _put_front(self, messages: list[Any]) -> None:
+        mailbox = self._proc.mailbox
+        for msg in reversed(messages):
+            mailbox.put_front(msg)
 
     def _batch_done(self) -> None:
         proc = self._proc
         proc.job = None
         proc.runtime.resume(proc)
+
+    def _refresh_placement(self) -> None:
+        """Where the callbacks run, recomputed after the class changed (hot upgrade)."""
+        cls = type(self)
+        self._off = off_loop_callbacks(cls)
+        self._drain = drains_in_thread(cls)
 
     def _cancel_timer(self) -> None:
         rt = self._proc.runtime
@@ -534,19 +581,10 @@ class GenServer:
         return None
 
     def _system(self, from_: Any, request: Any) -> Any:
-        rt = self._proc.runtime
-        if request == Atom("get_state"):
-            rt.reply_to(from_, self._state, self._proc.pid)
-        elif type(request) is tuple and len(request) == 2 and request[0] == Atom("terminate"):
-            rt.reply_to(from_, Atom("ok"), self._proc.pid)
-            return self._stop(request[1], self._state)
-        else:
-            rt.reply_to(
-                from_,
-                (Atom("error"), (Atom("unknown_system_msg"), request)),
-                self._proc.pid,
-            )
-        return None
+        """``{system, From, Request}``: ``sys:handle_system_msg`` (see sys_protocol)."""
+        from .sys_protocol import handle_system
+
+        return handle_system(self, from_, request)
 
     def _after(self, res: Any, from_: Any = None) -> Any:
         if inspect.isawaitable(res):
@@ -637,6 +675,8 @@ class GenServer:
             self._timer = None
         if self._thread is not None:
             self._thread.close()
+        if self._sys is not None:  # a sys log file
+            self._sys.close()
 
     def _system_stop(self) -> None:
         """Runtime shutdown: terminate(shutdown) after the current message."""
@@ -698,7 +738,14 @@ async def call(
         rt._exit_process(tmp, NORMAL)
 
 
-async def _call(proc: Process, server: Any, request: Any, timeout: float | None) -> Any:
+async def _call(
+    proc: Process, server: Any, request: Any, timeout: float | None, label: Atom = GEN_CALL
+) -> Any:
+    """``gen:call/4`` as OTP 24+ makes it: monitor the server, tag the request with an
+    alias (``[alias | Mref]``) when the server's node offers ALIAS (always for a local
+    one), and whatever ends the call (reply, DOWN, timeout, cancellation, error) remove
+    the monitor and the alias and drop a reply that raced in, so a late reply never
+    reaches the caller's mailbox. ``label`` is ``'$gen_call'`` or ``system`` (sys)."""
     rt = proc.runtime
     wire_timeout = Atom("infinity") if timeout is None else int(timeout * 1000)
     target = server
@@ -708,43 +755,60 @@ async def _call(proc: Process, server: Any, request: Any, timeout: float | None)
             raise CallError(Atom("noproc"), server, request, wire_timeout)
     if target == proc.pid:
         raise CallError(_CALLING_SELF, server, request, wire_timeout)
-    mref = rt._monitor(proc, target)
     local = type(target) is Pid and rt.is_local(target)
-    if local:
+    node = target.node if type(target) is Pid else _as_node(target)
+    mref = rt._monitor(proc, target)
+    aliased = local or _supports_alias(rt, node)
+    tag: Any = mref
+    if aliased:
         rt._aliases[mref] = proc
-        tag: Any = ImproperList((_ALIAS,), mref)
-    else:
-        tag = mref
+        tag = ImproperList((_ALIAS,), mref)
+
+    def match(m: Any) -> bool:
+        if type(m) is not tuple:
+            return False
+        n = len(m)
+        if n == 2:
+            h = m[0]
+            return h is tag or h == tag
+        return n == 5 and m[0] == DOWN and m[1] == mref
+
+    msg: Any = _NOREPLY
     try:
         try:
-            rt._send(target, (GEN_CALL, (proc.pid, tag), request), proc.pid)
+            rt._send(target, (label, (proc.pid, tag), request), proc.pid)
         except BadArg:
             pass
-
-        def match(m: Any) -> bool:
-            if type(m) is not tuple:
-                return False
-            n = len(m)
-            if n == 2:
-                h = m[0]
-                return h is tag or h == tag
-            return n == 5 and m[0] == DOWN and m[1] == mref
-
         msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
     finally:
-        if local:
+        if aliased:
             rt._aliases.pop(mref, None)
+        if msg is _NOREPLY or len(msg) == 2:  # not ended by DOWN: the monitor is still up
+            rt._demonitor(proc, mref, True)
+        if msg is _NOREPLY:  # timeout, cancellation, error: drop a reply that raced in
+            proc.mailbox.remove_all(lambda m: type(m) is tuple and len(m) == 2 and m[0] == tag)
+            if not aliased and isinstance(proc.behaviour, GenServer):
+                from .sys_protocol import forget_reply
+
+                forget_reply(proc.behaviour, tag)  # and one that comes later
     if msg is _NOREPLY:
-        rt._demonitor(proc, mref, True)
         raise CallError(TIMEOUT, server, request, wire_timeout)
     if len(msg) == 2:
-        rt._demonitor(proc, mref, True)
         return msg[1]
     why = msg[4]
     if why == NOCONNECTION and not local:
-        node = target.node if type(target) is Pid else target[1]
         why = (_NODEDOWN, node)
     raise CallError(why, server, request, wire_timeout)
+
+
+def _as_node(target: Any) -> Atom:
+    node = target[1] if type(target) is tuple and len(target) == 2 else None
+    return node if type(node) is Atom else Atom(str(node))
+
+
+def _supports_alias(rt: Runtime, node: Atom) -> bool:
+    query = getattr(rt.router, "supports_alias", None)  # routers older than the query
+    return bool(query(node)) if query is not None else False
 
 
 def cast(server: Any, request: Any, *, runtime: Runtime | None = None) -> None:

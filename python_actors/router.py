@@ -81,6 +81,10 @@ class Router(Protocol):
         ``target`` is what the watcher monitored: the local pid or the registered name.
         """
 
+    def supports_alias(self, node: Atom) -> bool:
+        """Whether ``node`` is connected and offered ALIAS (so ``gen:call`` may tag its
+        requests ``[alias | Ref]``); False for a node not connected yet."""
+
 
 class Inbound(Protocol):
     """Inbound half: what the network layer tells the runtime (implemented by Runtime)."""
@@ -162,3 +166,6 @@ class LocalRouter:
 
     def down(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
         return None
+
+    def supports_alias(self, node: Atom) -> bool:
+        return False

@@ -137,12 +137,15 @@ class ActorTest:
     # -- observing -------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Let the scheduler run until the actor's mailbox is empty and it is idle."""
-        for _ in range(1000):
-            await asyncio.sleep(0)
+        """Let the scheduler run until the actor's mailbox is empty and it is idle (its
+        callbacks may run on a thread: wait up to 5 s for them)."""
+        deadline = asyncio.get_running_loop().time() + 5.0
+        await asyncio.sleep(0)
+        while asyncio.get_running_loop().time() < deadline:
             p = self.runtime.process(self._target)
             if p is None or (not p.mailbox and p.task is None and p.status == 0):
                 return
+            await asyncio.sleep(0.001)
 
     async def sent(self) -> list[Sent]:
         """Everything the actor has sent so far (after :meth:`settle`); calls'
