@@ -89,8 +89,10 @@ async def _next_event(
 
 
 def _failure(peer: str, exc: ProtocolError) -> HandshakeFailed:
-    if isinstance(exc, WrongCookie) or (isinstance(exc, HandshakeClosed) and exc.cookie_rejected):
+    if isinstance(exc, HandshakeClosed) and exc.cookie_rejected:
         return CookieRejected(peer, str(exc))
+    if isinstance(exc, WrongCookie):
+        return CookieRejected(peer, str(exc), by_peer=False)
     return HandshakeFailed(peer, str(exc))
 
 

@@ -235,6 +235,11 @@ class Connections:
 
     # -- state --------------------------------------------------------------------------
 
+    @property
+    def handshakes_in_progress(self) -> int:
+        """Inbound handshakes running now (at most ``max_handshakes``)."""
+        return self._inbound
+
     def open_peer(self, node: Atom) -> PeerConnection | None:
         peer = self.peers.get(node)
         return peer if peer is not None and peer.open else None
@@ -248,6 +253,11 @@ class Connections:
             return peer
         pending = self.pending.get(node) or self._start_connect(node)
         return await asyncio.shield(pending.done)
+
+    def queue_full(self, node: Atom) -> bool:
+        """True if signals for ``node`` wait for its connection and the queue is full."""
+        pending = self.pending.get(node)
+        return pending is not None and len(pending.queue) >= self.max_queued_signals
 
     def emit(self, node: Atom, make: Make) -> None:
         """Write a signal for ``node`` now, or queue it behind the connection set-up

@@ -77,13 +77,13 @@ class CookieRejected(HandshakeFailed):
     challenge ack does not match our cookie.
     """
 
-    def __init__(self, node: str, detail: str = "") -> None:
+    def __init__(self, node: str, detail: str = "", *, by_peer: bool = True) -> None:
+        who = "the peer rejected the handshake" if by_peer else "we rejected its handshake"
         why = (
-            "the peer rejected the handshake at the cookie check: the two nodes most likely"
-            " have different cookies (check the cookie argument, $BEAM_BRIDGE_COOKIE and"
-            " ~/.erlang.cookie on both sides)"
+            f"{who} at the cookie check: the two nodes most likely have different cookies"
+            " (check the cookie argument, $BEAM_BRIDGE_COOKIE and ~/.erlang.cookie on both sides)"
         )
-        super().__init__(node, f"{why}{': ' + detail if detail else ''}")
+        super().__init__(node, f"{why}{' (' + detail + ')' if detail else ''}")
 
 
 class SimultaneousConnect(ConnectError):

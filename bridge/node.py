@@ -268,8 +268,9 @@ class Node:
     def counters(self) -> dict[str, int]:
         """Transport counters: ``dropped_signals``, ``unsent_frames``, ``unsent_bytes``,
         ``refused_handshakes``, ``accept_errors``, ``failed_handshakes``,
-        ``dispatch_errors`` (see docs/transport.md)."""
+        ``dispatch_errors``, ``handshakes_in_progress`` (see docs/transport.md)."""
         counts = dict(self._conns.counters)
+        counts["handshakes_in_progress"] = self._conns.handshakes_in_progress
         for peer in self._peers.values():
             counts["dispatch_errors"] += peer.dispatch_errors
         return counts
@@ -380,26 +381,36 @@ class Node:
             return target.node
         return None
 
-    async def _writable(self, node: Atom | None) -> None:
-        """Wait until ``node`` (if remote) is connected and its connection not busy:
-        a sender suspended on a busy distribution port, as BEAM suspends it."""
+    async def _writable(self, node: Atom | None, *, connect: bool = False) -> bool:
+        """Wait while ``node``'s connection is busy (a sender suspended on a busy
+        distribution port, as BEAM suspends it). False if the connection died while
+        we waited: the signal is dropped, as BEAM drops it.
+
+        While the connection is being set up the signal is queued behind it and we
+        do not wait, unless that queue is full or ``connect`` asks for the
+        connection to be up (``call``, ``rpc``)."""
         if node is None or node == self.atom:
-            return
+            return True
         peer = self._peers.get(node)
         if peer is None or not peer.open:
+            if not connect and not self._conns.queue_full(node):
+                return True
             peer = await self._connection(node)
         if peer.busy:
             await peer.wait_writable()
+            return peer.open
+        return True
 
     async def send(self, dest: Any, message: Any) -> None:
         """``erlang:send/2``: a pid, a local name, or ``(name, node)``; connects if needed.
 
-        Waits while the connection is being set up or is busy (its output above
-        ``busy_limit``); never fails for an unreachable node (the message is
-        dropped, as BEAM drops it)."""
+        Waits while the connection is busy (its output above ``busy_limit``), or
+        while it is being set up with ``max_queued_signals`` already waiting. Never
+        fails for an unreachable node: the message is dropped, as BEAM drops it."""
         target = self._dest(dest)
         try:
-            await self._writable(self._node_of(target))
+            if not await self._writable(self._node_of(target)):
+                return
         except ConnectError as exc:
             log.debug("send to %r dropped: %s", dest, exc)
             return
@@ -423,7 +434,7 @@ class Node:
         target = self._dest(dest)
         node = self._node_of(target)
         try:
-            await asyncio.wait_for(self._writable(node), timeout)
+            await asyncio.wait_for(self._writable(node, connect=True), timeout)
         except TimeoutError:
             raise CallError(Atom("timeout"), target, request, _wire_timeout(timeout)) from None
         except ConnectError as exc:
@@ -440,7 +451,8 @@ class Node:
         """``gen_server:cast/2``: never fails; waits like :meth:`send`."""
         target = self._dest(dest)
         try:
-            await self._writable(self._node_of(target))
+            if not await self._writable(self._node_of(target)):
+                return
         except ConnectError as exc:
             log.debug("cast to %r dropped: %s", dest, exc)
             return
@@ -477,7 +489,7 @@ class Node:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            await asyncio.wait_for(self._writable(node), timeout)
+            await asyncio.wait_for(self._writable(node, connect=True), timeout)
         except TimeoutError:
             raise RpcError(Atom("timeout"), f"no connection to {node.name} within {timeout:g}s") from None
         except ConnectError as exc:

@@ -191,6 +191,7 @@ class PeerConnection:
         # Output accounting: (cumulative bytes handed to the transport, frames in
         # that write) for every write not yet known to be on the wire.
         self._written_total = 0
+        self._out_bytes = 0
         self._buffered_at_last_look = 0
         self._batches: deque[tuple[int, int]] = deque()
 
@@ -262,8 +263,14 @@ class PeerConnection:
             out = self._out
             if not out:
                 self._wrote = True
+                self._out_bytes = 0
                 self._loop.call_soon(self._flush)
             out.append(data)
+            self._out_bytes += len(data)
+            if self._out_bytes + self._buffered_at_last_look > self.busy_limit:
+                # Crossing the busy mark within one loop iteration: hand the burst to
+                # the transport now, so that the mark sees it (pause_writing fires).
+                self._flush()
 
     def _flush(self) -> None:
         out = self._out
@@ -334,6 +341,7 @@ class PeerConnection:
             self.write(self.conn.send(control))
 
     def write_buffer_size(self) -> int:
+        """Bytes written to this connection and not yet on the wire."""
         return self.transport.get_write_buffer_size() + sum(map(len, self._out))
 
     # -- ticks ----------------------------------------------------------------------
