@@ -11,6 +11,7 @@ from .cookie import COOKIE_ENV, CookieError, resolve_cookie
 from .epmd_client import EpmdError, EpmdUnavailable, NameTaken
 from .errors import (
     BridgeError,
+    BridgeTimeout,
     CallError,
     ConnectError,
     CookieRejected,
@@ -28,6 +29,7 @@ __all__ = [
     "COOKIE_ENV",
     "BlockingNode",
     "BridgeError",
+    "BridgeTimeout",
     "CallError",
     "ConnectError",
     "CookieError",

@@ -6,6 +6,7 @@ is also a ``ValueError`` or ``TypeError``, as Python code expects)::
 
     BridgeError
     ├── NodeNotRunning
+    ├── BridgeTimeout (also TimeoutError)
     ├── ConnectError (also ConnectionError)
     │   ├── UnknownNode            EPMD does not know the name
     │   ├── HandshakeFailed        refused, timed out, closed, bad peer
@@ -29,6 +30,7 @@ from python_actors import CallError as _ActorCallError
 
 __all__ = [
     "BridgeError",
+    "BridgeTimeout",
     "CallError",
     "ConnectError",
     "CookieRejected",
@@ -43,6 +45,10 @@ __all__ = [
 
 class BridgeError(Exception):
     """Base of every error raised by :mod:`bridge`."""
+
+
+class BridgeTimeout(BridgeError, TimeoutError):
+    """A blocking call (:class:`bridge.BlockingNode`) got no answer in time."""
 
 
 class NodeNotRunning(BridgeError):
