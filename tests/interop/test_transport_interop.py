@@ -200,3 +200,21 @@ async def test_short_named_python_and_long_named_beam_do_not_connect(
         # BEAM refuses the other way round too, and nothing reaches us.
         assert await ev(beam, f"net_adm:ping('{node.name}')") == Atom("pang")
         assert node.nodes() == []
+
+
+# -- IPv6 (-proto_dist inet6_tcp) ----------------------------------------------------------------
+
+
+async def test_ipv6_python_and_inet6_tcp_beam_connect_both_ways(runtime: Runtime, epmd: Epmd) -> None:
+    beam = await start_beam(runtime, epmd.port, prefix="v6", host="::1", interface="0,0,0,0,0,0,0,1",
+                            extra_args=["-proto_dist", "inet6_tcp"])
+    try:
+        async with Node(f"{unique_name('py6')}@::1", cookie=TEST_COOKIE, epmd_port=epmd.port) as node:
+            assert await node.ping(beam.name)
+            assert await node.rpc(beam.name, "erlang", "node", []) == Atom(beam.name)
+            assert node.disconnect(beam.name)
+            await eventually(lambda: not node.is_connected(beam.name), what="disconnected")
+            assert await ev(beam, f"net_adm:ping('{node.name}')") == Atom("pong")
+            assert node.is_connected(beam.name)
+    finally:
+        await stop_beam(beam)
