@@ -104,7 +104,7 @@ async def drained(node: Node, r: BeamNode) -> None:
     await asyncio.to_thread(r.eval, "ok")
 
 
-_BEAM_FLOOD = """
+_BEAM_FLOOD = """(fun() ->
 Dest = {{sink, '{r}'}},
 C = counters:new(1, []),
 Base = erlang:memory(total),
@@ -112,6 +112,7 @@ Sender = spawn(fun() -> (fun L() -> Dest ! binary:copy(<<0>>, 65536), counters:a
 Peak = (fun S(P, 0) -> P; S(P, K) -> timer:sleep(20), S(max(P, erlang:memory(total)), K - 1) end)(Base, {ticks}),
 exit(Sender, kill),
 {{Peak - Base, counters:get(C, 1)}}
+end)()
 """
 
 

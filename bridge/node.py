@@ -14,10 +14,12 @@ unless ``listen_host="0.0.0.0"`` is asked for), registers its port with EPMD as 
 hidden node and keeps the registration socket open, then owns one
 :class:`~bridge.peer.PeerConnection` per remote node. Connections are made on first
 use (any signal to a node we are not connected to queues the signal and dials, as
-BEAM's auto-connect does) or accepted from BEAM. Simultaneous connects are resolved
-as ``dist_util`` does: the attempt of the node with the greater name wins. When a
-connection ends, every link and monitor towards that node fires with
-``noconnection`` and ``nodedown`` subscribers are told.
+BEAM's auto-connect does) or accepted from BEAM; :mod:`bridge.connections` keeps
+that bookkeeping (simultaneous connects, the handshake cap, replacing a restarted
+peer only once it has proved the cookie). When a connection ends, every link and
+monitor towards that node fires with ``noconnection`` and ``nodedown`` subscribers
+are told. ``send``, ``cast`` and ``call`` wait while a connection is busy (see
+docs/transport.md).
 
 All local processes live in a :class:`python_actors.Runtime` whose pids carry this
 node's name and EPMD creation; :class:`~bridge.routing.NodeRouter` carries their
@@ -85,6 +87,11 @@ class Node:
     ``use_epmd=False`` with ``listen_port`` and ``ports={node: port}``: EPMD-less mode.
     ``net_ticktime`` (seconds, default 60, as ``net_kernel``) and ``net_setuptime`` (7).
     ``hidden=False`` advertises ``DFLAG_PUBLISHED`` (visible mode; not the default).
+    ``busy_limit`` (bytes, default 1 MiB as ``dist_buf_busy_limit``): above it a
+    connection is busy and ``send``/``cast``/``call`` wait. ``max_handshakes``
+    (64): inbound handshakes at once. ``max_queued_signals`` (10 000): signals
+    queued for a node being connected. ``max_reassembly`` (64 MiB): bytes of
+    fragmented messages under reassembly per connection. See docs/transport.md.
     """
 
     def __init__(
