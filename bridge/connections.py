@@ -11,7 +11,9 @@ or accepted and past the name check, with the signals queued for them). It is th
   node is dialled. The queue is bounded (``max_queued_signals``); a signal beyond
   it is dropped and counted, as are signals left when a set-up fails.
 * **Simultaneous connects** are resolved as ``dist_util`` does: the attempt of the
-  node with the greater name wins (``ok_simultaneous`` / ``nok``).
+  node with the greater name wins (``ok_simultaneous`` / ``nok``). Two inbound
+  attempts claiming one name both go on, and the first to prove the cookie wins:
+  an impostor holding a name cannot lock the real node out.
 * **Nothing changes before the cookie is proved.** A peer that claims the name of a
   node we are connected to is answered ``alive``; whatever it answers, the existing
   connection stays up until the newcomer's challenge reply has verified, and only
@@ -95,8 +97,8 @@ def names_compatible(ours: NodeName, theirs: NodeName) -> str | None:
 class _Pending:
     """A connection being set up, with the signals queued for it.
 
-    ``task`` is our dial, if any; ``accepting`` is set while an inbound handshake
-    from that node holds the entry; ``superseded`` when that inbound attempt won a
+    ``task`` is our dial, if any; ``accepting`` counts the inbound handshakes from
+    that node in progress; ``superseded`` when that inbound attempt won a
     simultaneous connect (``ok_simultaneous``); ``waiting`` while our dial, told
     ``nok`` by the peer, waits for the inbound one."""
 
@@ -106,7 +108,7 @@ class _Pending:
         self.queue: list[Make] = []
         self.task: asyncio.Task[Any] | None = None
         self.done: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
-        self.accepting = False
+        self.accepting = 0  # inbound handshakes from that node in progress
         self.superseded = False
         self.waiting = False
         self.overflow = 0
@@ -184,9 +186,12 @@ class Connections:
             try:
                 conn, _ = await loop.sock_accept(listener)
             except OSError as exc:
-                if exc.errno not in _RESOURCE_ERRNOS and listener.fileno() < 0:
-                    return
+                if listener.fileno() < 0:
+                    return  # closed by close()
                 self.counters["accept_errors"] += 1
+                if exc.errno not in _RESOURCE_ERRNOS:
+                    log.debug("accept failed: %r", exc)  # the client gave up (ECONNABORTED...)
+                    continue
                 if not self._accept_error_logged:
                     self._accept_error_logged = True
                     log.error("%s cannot accept connections: %s; retrying (logged once)", self._node.name, exc)
@@ -220,14 +225,13 @@ class Connections:
 
     async def close(self) -> None:
         """Stop accepting, close every connection and handshake."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            await asyncio.wait([self._accept_task])
+            self._accept_task = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._accept_task
-            self._accept_task = None
         for peer in list(self.peers.values()):
             peer.close(Atom("shutdown"))
         for proto in list(self._handshakes):
@@ -381,12 +385,13 @@ class Connections:
         me = self._node
         self._handshakes.add(protocol)
         hs = ServerHandshake(me.name, me.cookie, flags=me.flags, creation=me.creation)
-        claimed: list[Atom] = []  # the node whose pending entry this handshake owns
+        claimed: list[tuple[Atom, _Pending]] = []  # the pending entry this handshake counts in
 
         def decide(event: NameReceived) -> str:
             status = self._decide(event)
             if status in ("ok", "ok_simultaneous"):
-                claimed.append(Atom(event.name))
+                name = Atom(event.name)
+                claimed.append((name, self.pending[name]))
             return status
 
         try:
@@ -399,13 +404,13 @@ class Connections:
             self.counters["failed_handshakes"] += 1
             log.warning("refused connection from %s: %s", exc.node, exc.reason)
             protocol.abort()
-            for name in claimed:
-                self._accept_failed(name, exc)
+            for name, pending in claimed:
+                self._accept_failed(name, pending, exc)
             return
         except BaseException as exc:
             protocol.abort()
-            for name in claimed:
-                self._accept_failed(name, ConnectError(name.name, repr(exc)))
+            for name, pending in claimed:
+                self._accept_failed(name, pending, ConnectError(name.name, repr(exc)))
             raise
         finally:
             self._handshakes.discard(protocol)
@@ -431,24 +436,29 @@ class Connections:
         pending = self.pending.get(name)
         if pending is None:
             pending = self.pending[name] = _Pending()
-            pending.accepting = True
+            pending.accepting = 1
             return "ok"
         if pending.accepting:
-            return "nok"  # another inbound handshake from that name is already running
+            # Another inbound handshake claims that name and has not proved the cookie
+            # yet: both go on and the first to prove it wins, so an impostor holding
+            # the name cannot lock the real node out (BEAM answers ``nok`` here).
+            pending.accepting += 1
+            return "ok"
         status = simultaneous_status(me.name, event.name)
         if status == "ok_simultaneous":
             # Its attempt wins: ours goes on only until the peer answers it (``nok``
             # from a real peer; an impostor's claim leaves our dial to complete).
-            pending.accepting = True
+            pending.accepting = 1
             pending.superseded = True
         return status
 
-    def _accept_failed(self, name: Atom, exc: ConnectError) -> None:
-        """An inbound handshake that owned ``name``'s pending entry failed."""
-        pending = self.pending.get(name)
-        if pending is None or not pending.accepting:
-            return
-        pending.accepting = False
+    def _accept_failed(self, name: Atom, pending: _Pending, exc: ConnectError) -> None:
+        """An inbound handshake counted in ``name``'s pending entry failed."""
+        if self.pending.get(name) is not pending or not pending.accepting:
+            return  # that set-up is over (another attempt connected)
+        pending.accepting -= 1
+        if pending.accepting:
+            return  # another inbound handshake for that name is still running
         pending.superseded = False
         if pending.task is not None:
             if pending.waiting:

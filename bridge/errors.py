@@ -89,7 +89,8 @@ class CookieRejected(HandshakeFailed):
             f"{who} at the cookie check: the two nodes most likely have different cookies"
             " (check the cookie argument, $BEAM_BRIDGE_COOKIE and ~/.erlang.cookie on both sides)"
         )
-        super().__init__(node, f"{why}{' (' + detail + ')' if detail else ''}")
+        super().__init__(node, why)
+        self.detail = detail  # what the handshake saw (state at close, or the bad digest)
 
 
 class SimultaneousConnect(ConnectError):

@@ -166,6 +166,28 @@ async def test_trickling_handshake_is_cut_at_the_setup_deadline() -> None:
         await a.stop()
 
 
+async def test_an_impostor_holding_a_name_does_not_lock_the_real_node_out() -> None:
+    """The impostor claims C's name and then sits in the handshake (long setup time).
+    C's own attempt meanwhile goes on, proves the cookie and connects."""
+    a = Node(_name("a"), cookie=COOKIE, use_epmd=False, net_setuptime=30.0)
+    await a.start()
+    c_name = _name("c")
+    holder = await HostilePeer.open(a.port, c_name, "not_the_cookie")
+    try:
+        holder.send_handshake_bytes()
+        assert await asyncio.wait_for(holder.reader.readexactly(5), 5) == b"\x00\x03sok"
+        async with Node(c_name, cookie=COOKIE, use_epmd=False, ports={a.name: a.port}) as c:
+            assert await c.ping(a.name)
+            assert a.is_connected(c_name)
+            # The impostor's late challenge reply is refused; C stays connected.
+            holder.writer.write(b"\x00\x15r" + b"\x00" * 20)
+            assert await holder.closed_by_peer()
+            assert a.is_connected(c_name) and await c.ping(a.name)
+    finally:
+        await holder.close()
+        await a.stop()
+
+
 async def _eof_within(peer: HostilePeer, seconds: float) -> bool:
     try:
         data = await asyncio.wait_for(peer.reader.read(1), seconds)
