@@ -43,6 +43,7 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -210,7 +211,7 @@ class Connections:
                         self._inbound,
                     )
                 with contextlib.suppress(OSError):
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
                 conn.close()
                 continue
             self._inbound += 1
