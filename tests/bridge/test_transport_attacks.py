@@ -389,7 +389,7 @@ async def test_dropped_frames_are_counted_when_a_busy_connection_dies(caplog: py
             await _eventually(lambda: a.is_connected(stalled_name))
             peer = a._peers[Atom(stalled_name)]
             async with a.process() as proc:
-                for _ in range(1000):  # the synchronous actor path never blocks
+                for _ in range(2000):  # the synchronous actor path never blocks
                     proc.send((Atom("sink"), Atom(stalled_name)), bytes(16 * 1024))
                 await _eventually(lambda: peer.busy)
                 peer.abort(Atom("test_abort"))

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.interop
 
 LIMIT = 256 * 1024
 MESSAGE = bytes(64 * 1024)
-COUNT = 200  # 12.5 MiB in all: far more than the socket buffers hold
+COUNT = 500  # 31 MiB in all: far more than the socket buffers hold
 
 _SINK = (
     "Pid = spawn(fun() -> (fun Loop(N) -> receive {count, From} -> From ! {count, N}, Loop(N);"
