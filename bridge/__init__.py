@@ -11,12 +11,17 @@ from .cookie import COOKIE_ENV, CookieError, resolve_cookie
 from .epmd_client import EpmdError, EpmdUnavailable, NameTaken
 from .errors import (
     BridgeError,
+    BridgeTimeout,
+    CallError,
     ConnectError,
+    CookieRejected,
     HandshakeFailed,
+    NameMismatch,
     NodeNotRunning,
     RpcError,
     UnknownNode,
 )
+from .naming import NodeNameError
 from .node import Node
 from .remote_spawn import SpawnError, beam_child, spawn_request
 
@@ -24,13 +29,18 @@ __all__ = [
     "COOKIE_ENV",
     "BlockingNode",
     "BridgeError",
+    "BridgeTimeout",
+    "CallError",
     "ConnectError",
     "CookieError",
+    "CookieRejected",
     "EpmdError",
     "EpmdUnavailable",
     "HandshakeFailed",
+    "NameMismatch",
     "NameTaken",
     "Node",
+    "NodeNameError",
     "NodeNotRunning",
     "RpcError",
     "SpawnError",

@@ -43,6 +43,8 @@ from dist_proto.epmd import (
 )
 from dist_proto.errors import LocalProtocolError, RemoteProtocolError
 
+from .errors import BridgeError
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EpmdError",
@@ -62,7 +64,7 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 5.0
 
 
-class EpmdError(Exception):
+class EpmdError(BridgeError):
     """Base of every error raised by the EPMD client."""
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "AliveQuery",
     "AliveReply",
     "ClientHandshake",
+    "HandshakeClosed",
     "HandshakeComplete",
     "HandshakeEvent",
     "HandshakeRejected",
@@ -76,6 +77,7 @@ __all__ = [
     "NameReceived",
     "Named",
     "ServerHandshake",
+    "WrongCookie",
     "compute_digest",
     "simultaneous_status",
 ]
@@ -95,6 +97,31 @@ class _NeedData(Enum):
 NEED_DATA: Final = _NeedData.NEED_DATA
 
 
+class HandshakeClosed(RemoteProtocolError):
+    """The peer closed the connection before the handshake completed.
+
+    ``state`` is the state the handshake was in (what we were waiting for). An
+    initiator in ``CHALLENGE_ACK`` has sent its digest: a peer that closes then
+    found it wrong, which is how ``dist_util`` rejects a wrong cookie
+    (``cookie_rejected`` is true).
+    """
+
+    def __init__(self, state: HandshakeState, role: str) -> None:
+        self.state = state
+        self.role = role
+        super().__init__(
+            f"the peer closed the connection while the {role} waited for {_WAITING_FOR[state]}"
+        )
+
+    @property
+    def cookie_rejected(self) -> bool:
+        return self.state is HandshakeState.CHALLENGE_ACK
+
+
+class WrongCookie(RemoteProtocolError):
+    """A digest did not match our cookie: the two nodes have different cookies."""
+
+
 class HandshakeState(Enum):
     """Where a handshake object stands."""
 
@@ -111,6 +138,23 @@ class HandshakeState(Enum):
     DONE = "DONE"  # handshake complete: hand over to DistConnection
     CLOSED = "CLOSED"  # ended by a status (nok, not_allowed, alive/false)
     ERROR = "ERROR"
+
+
+_WAITING_FOR: Final = {
+    HandshakeState.SEND_NAME: "send_name",
+    HandshakeState.DECIDE: "our status decision",
+    HandshakeState.STATUS: "the status",
+    HandshakeState.ANSWER_ALIVE: "our answer to status alive",
+    HandshakeState.ALIVE_REPLY: "the answer to status alive",
+    HandshakeState.PROCEED: "the old connection to go",
+    HandshakeState.CHALLENGE: "the challenge",
+    HandshakeState.COMPLEMENT: "the complement",
+    HandshakeState.CHALLENGE_REPLY: "the challenge reply",
+    HandshakeState.CHALLENGE_ACK: "the challenge ack (the peer checks our cookie's digest first)",
+    HandshakeState.DONE: "nothing (complete)",
+    HandshakeState.CLOSED: "nothing (closed)",
+    HandshakeState.ERROR: "nothing (failed)",
+}
 
 
 # --------------------------------------------------------------------------- events
@@ -260,6 +304,7 @@ class _Base:
         self._out = bytearray()
         self._state = HandshakeState.ERROR
         self._error: ProtocolError | None = None
+        self._eof = False
         if not 0 <= creation <= 0xFFFFFFFF:
             raise LocalProtocolError(f"creation {creation} does not fit in 32 bits")
 
@@ -272,6 +317,19 @@ class _Base:
         if self._state is HandshakeState.DONE:
             raise LocalProtocolError("handshake is complete; feed the DistConnection")
         self._in += data
+
+    def receive_eof(self) -> None:
+        """The peer closed its side. Buffered messages are still returned by
+        ``next_event``; after them it raises :class:`HandshakeClosed` naming the state
+        we were in (unless the handshake had already ended)."""
+        self._eof = True
+
+    def _closed_error(self) -> HandshakeClosed | None:
+        if self._eof and self._state not in (
+            HandshakeState.DONE, HandshakeState.CLOSED, HandshakeState.ERROR
+        ):
+            return HandshakeClosed(self._state, self._role)
+        return None
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer (possibly empty)."""
@@ -395,10 +453,16 @@ class ClientHandshake(_Base):
             raise self._error
         st = self._state
         if st in (HandshakeState.ANSWER_ALIVE, HandshakeState.CLOSED, HandshakeState.DONE):
+            closed = self._closed_error()
+            if closed is not None:
+                raise self._fail(closed)
             return NEED_DATA
         try:
             body = self._packet()
             if body is None:
+                closed = self._closed_error()
+                if closed is not None:
+                    raise closed
                 return NEED_DATA
             return self._HANDLERS[st](self, body)
         except ProtocolError as exc:
@@ -466,9 +530,7 @@ class ClientHandshake(_Base):
                 f" got {len(body)} bytes starting with {body[0]}"
             )
         if not hmac.compare_digest(body[1:], compute_digest(self._challenge, self._cookie)):
-            raise RemoteProtocolError(
-                f"wrong cookie: bad challenge_ack digest from {self.peer_name!r}"
-            )
+            raise WrongCookie(f"wrong cookie: bad challenge_ack digest from {self.peer_name!r}")
         return self._complete()
 
     _HANDLERS = {
@@ -568,10 +630,16 @@ class ServerHandshake(_Base):
             raise self._error
         st = self._state
         if st not in self._HANDLERS:
+            closed = self._closed_error()
+            if closed is not None:
+                raise self._fail(closed)
             return NEED_DATA
         try:
             body = self._packet()
             if body is None:
+                closed = self._closed_error()
+                if closed is not None:
+                    raise closed
                 return NEED_DATA
             return self._HANDLERS[st](self, body)
         except ProtocolError as exc:
@@ -651,9 +719,7 @@ class ServerHandshake(_Base):
             )
         (their_challenge,) = struct.unpack_from(">I", body, 1)
         if not hmac.compare_digest(body[5:], compute_digest(self._challenge, self._cookie)):
-            raise RemoteProtocolError(
-                f"wrong cookie: bad challenge_reply digest from {self.peer_name!r}"
-            )
+            raise WrongCookie(f"wrong cookie: bad challenge_reply digest from {self.peer_name!r}")
         self._send(b"a" + compute_digest(their_challenge, self._cookie))
         return self._complete()
 
