@@ -32,7 +32,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dist_proto.flags import DEFAULT_FLAGS, DFlag
@@ -58,6 +60,7 @@ from .peer import DistProtocol, PeerConnection
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
 from .system_processes import NetKernel, Rex, Spawner
+from .tls import GuardedDistProtocol, TlsHandshakeFailed, configure_tls, guarded, peer_address
 
 __all__ = ["Node"]
 
@@ -100,6 +103,9 @@ class Node:
     ``use_epmd=False`` with ``listen_port`` and ``ports={node: port}``: EPMD-less mode.
     ``net_ticktime`` (seconds, default 60, as ``net_kernel``) and ``net_setuptime`` (7).
     ``hidden=False`` advertises ``DFLAG_PUBLISHED`` (visible mode; not the default).
+    ``proto_dist="inet_tls"`` runs distribution over TLS (see :mod:`bridge.tls`), set up
+    from ``ssl_dist_optfile`` (OTP's file), ``ssl_dist_opt`` (``erl``'s
+    ``-ssl_dist_opt`` pairs) or ``ssl_context=(server_context, client_context)``.
     """
 
     def __init__(
@@ -116,8 +122,17 @@ class Node:
         ports: dict[str, int] | None = None,
         net_ticktime: float = 60.0,
         net_setuptime: float = 7.0,
+        proto_dist: str = "inet_tcp",
+        ssl_dist_optfile: str | Path | None = None,
+        ssl_dist_opt: Sequence[str] | Mapping[str, str] | None = None,
+        ssl_context: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> None:
         self._parsed = parse_node_name(name)
+        self.proto_dist = proto_dist
+        self._tls = configure_tls(
+            proto_dist, ssl_dist_optfile=ssl_dist_optfile, ssl_dist_opt=ssl_dist_opt, ssl_context=ssl_context
+        )
+        self._handshake_header = 2 if self._tls is None else 4  # inet_tls_dist: {packet, 4} throughout
         self.name = str(self._parsed)
         self.atom = Atom(self.name)
         self._cookie_arg = cookie
@@ -333,9 +348,18 @@ class Node:
             return await self._wait_superseding(node, pending)
         loop = asyncio.get_running_loop()
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(DistProtocol, target.resolve(), port), self.net_setuptime
-            )
+            if self._tls is not None:
+                protocol: DistProtocol = await self._tls.dial(
+                    guarded(node.name), target.host, target.resolve(), port, node=node.name, timeout=self.net_setuptime
+                )
+            else:
+                _, protocol = await asyncio.wait_for(
+                    loop.create_connection(guarded(node.name), target.resolve(), port), self.net_setuptime
+                )
+        except TlsHandshakeFailed:
+            if pending.superseded:
+                return await self._wait_superseding(node, pending)
+            raise
         except (TimeoutError, OSError) as exc:
             if pending.superseded:
                 return await self._wait_superseding(node, pending)
@@ -347,7 +371,8 @@ class Node:
         pending.protocol = protocol
         try:
             hs = ClientHandshake(
-                self.name, self.cookie, flags=self.flags, creation=self.creation, peer_name=node.name
+                self.name, self.cookie, flags=self.flags, creation=self.creation, peer_name=node.name,
+                header_size=self._handshake_header,
             )
             complete, _ = await run_client(protocol, hs, peer=node.name, setuptime=self.net_setuptime)
         except (SimultaneousConnect, HandshakeFailed) as exc:
@@ -378,7 +403,17 @@ class Node:
 
     async def _accept(self, protocol: DistProtocol) -> None:
         self._handshakes.add(protocol)
-        hs = ServerHandshake(self.name, self.cookie, flags=self.flags, creation=self.creation)
+        if self._tls is not None:
+            try:
+                await self._tls.accept(protocol, timeout=self.net_setuptime)
+            except TlsHandshakeFailed as exc:
+                log.warning("refused connection from %s: %s", exc.node, exc.reason)
+                protocol.abort()
+                self._handshakes.discard(protocol)
+                return
+        hs = ServerHandshake(
+            self.name, self.cookie, flags=self.flags, creation=self.creation, header_size=self._handshake_header
+        )
         claimed: list[Atom] = []  # the node whose pending entry this handshake owns
 
         def decide(event: NameReceived) -> str:
@@ -700,8 +735,9 @@ class Node:
         self._spawner.allow_spawn(module, str(function), target)
 
 
-class _AcceptedProtocol(DistProtocol):
-    """An inbound connection: starts the acceptor's handshake when the socket is up."""
+class _AcceptedProtocol(GuardedDistProtocol):
+    """An inbound connection: starts the acceptor's handshake when the socket is up
+    (after pausing reading for a TLS node, so :meth:`TlsDist.accept` reads first)."""
 
     def __init__(self, node: Node) -> None:
         super().__init__()
@@ -709,4 +745,7 @@ class _AcceptedProtocol(DistProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.peer_label = f"address {peer_address(transport)}"
+        if self._node._tls is not None:
+            transport.pause_reading()  # type: ignore[attr-defined]
         self._node._own(self._node._accept(self), "accept")
