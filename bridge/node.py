@@ -406,9 +406,8 @@ class Node:
         if self._tls is not None:
             try:
                 await self._tls.accept(protocol, timeout=self.net_setuptime)
-            except TlsHandshakeFailed as exc:
+            except TlsHandshakeFailed as exc:  # the connection is closed, our TLS alert sent
                 log.warning("refused connection from %s: %s", exc.node, exc.reason)
-                protocol.abort()
                 self._handshakes.discard(protocol)
                 return
         hs = ServerHandshake(

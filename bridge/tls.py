@@ -282,9 +282,11 @@ class TlsDist:
             )
         except ssl.SSLError as exc:
             raise TlsHandshakeFailed(node, describe_ssl_error(exc, "client")) from exc
-        except ConnectionResetError as exc:
-            raise TlsHandshakeFailed(node, f"the peer closed the connection during the TLS handshake ({exc}); "
-                                     "it may run plain TCP distribution") from exc
+        except ConnectionError as exc:
+            raise TlsHandshakeFailed(
+                node, "the peer closed the connection during the TLS handshake: it refused our TLS parameters "
+                "(see its log), or it runs plain TCP distribution"
+            ) from exc
         except TimeoutError:
             raise TlsHandshakeFailed(
                 node, f"no TLS handshake within {timeout:g}s: the peer may run plain TCP distribution "
@@ -314,16 +316,24 @@ class TlsDist:
                 loop.start_tls(raw, protocol, self.server_context, server_side=True, ssl_handshake_timeout=timeout),
                 timeout,
             )
-        except ssl.SSLError as exc:
-            raise TlsHandshakeFailed(who, describe_ssl_error(exc, "server")) from exc
-        except TimeoutError:
-            raise TlsHandshakeFailed(who, f"no TLS handshake within {timeout:g}s") from None
-        except (ConnectionError, OSError) as exc:
-            raise TlsHandshakeFailed(who, f"the connection failed during the TLS handshake: {exc}") from exc
+        except BaseException as exc:
+            raw.close()  # a close, not an abort: our TLS alert still reaches the peer
+            if isinstance(exc, ssl.SSLError):
+                raise TlsHandshakeFailed(who, describe_ssl_error(exc, "server")) from exc
+            if isinstance(exc, TimeoutError):
+                raise TlsHandshakeFailed(who, f"no TLS handshake within {timeout:g}s") from None
+            if isinstance(exc, OSError):
+                raise TlsHandshakeFailed(who, f"the connection failed during the TLS handshake: {exc}") from exc
+            raise
         if tls_transport is None:  # the peer went away as the handshake ended
+            raw.close()
             raise TlsHandshakeFailed(who, "the connection closed during the TLS handshake")
         protocol.transport = tls_transport
-        self._check_depth(tls_transport, "client")
+        try:
+            self._check_depth(tls_transport, "client")
+        except TlsHandshakeFailed:
+            tls_transport.close()
+            raise
 
     def _check_depth(self, transport: asyncio.BaseTransport, whose: str) -> None:
         """OTP's ``depth``: at most ``depth`` intermediate CAs between the peer and the root."""
@@ -477,7 +487,13 @@ class GuardedDistProtocol(DistProtocol):
             raise HandshakeFailed(self.peer_label, f"the peer sent a TLS {kind}: {_PLAIN_HINT}")
         if kind == "alert":
             raise HandshakeFailed(self.peer_label, f"the peer answered with a TLS alert: {_PLAIN_HINT}")
-        if not data and self.transport is not None and self.transport.get_extra_info("sslcontext") is None:
+        if not data and self.transport is not None and self.transport.get_extra_info("sslcontext") is not None:
+            raise TlsHandshakeFailed(
+                self.peer_label,
+                "the peer closed the TLS connection before the distribution handshake: it most likely "
+                "refused our certificate (mutual TLS, TLS 1.3 reports that after the handshake); see its log",
+            )
+        if not data and self.transport is not None:
             raise HandshakeFailed(
                 self.peer_label,
                 "the peer closed the connection before sending a byte of the distribution handshake: "
