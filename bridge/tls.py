@@ -133,7 +133,12 @@ def _load_files(ctx: ssl.SSLContext, opts: SslDistOptions, role: str) -> None:
             ctx.load_cert_chain(certfile, keyfile, opts.get("password"))
         except (OSError, ssl.SSLError) as exc:
             what = f"certfile {certfile}" + (f" / keyfile {keyfile}" if keyfile else "")
-            raise SslDistOptionError(f"{role}: cannot load {what}: {_reason(exc)}") from None
+            why = _reason(exc)
+            if isinstance(exc, ssl.SSLError) and keyfile is None:
+                why += " (no keyfile given: the key must then be in certfile)"
+            elif isinstance(exc, ssl.SSLError):
+                why += " (a key that does not match the certificate, or a wrong password?)"
+            raise SslDistOptionError(f"{role}: cannot load {what}: {why}") from None
     if "cacertfile" in opts:
         try:
             ctx.load_verify_locations(cafile=opts["cacertfile"])
@@ -225,17 +230,21 @@ class TlsDist:
     ``server_name_indication``: ``""`` to use the host part of the peer's node name
     (``inet_tls_dist``'s choice), a fixed name, or ``None`` for none (``disable``).
     ``depth``: the longest chain of intermediate CAs accepted (OTP's ``depth``).
+    Without server options (``server=None``) the node dials over TLS but refuses every
+    inbound connection, as an OTP node without a server certificate fails every accept.
     """
 
     def __init__(
         self,
-        server: ssl.SSLContext,
+        server: ssl.SSLContext | None,
         client: ssl.SSLContext,
         *,
         server_name_indication: str | None = "",
         depth: int | None = None,
     ) -> None:
-        if server.protocol == ssl.PROTOCOL_TLS_CLIENT or client.protocol == ssl.PROTOCOL_TLS_SERVER:
+        if (server is not None and server.protocol == ssl.PROTOCOL_TLS_CLIENT) or (
+            client.protocol == ssl.PROTOCOL_TLS_SERVER
+        ):
             raise ValueError("ssl_context: give (server_context, client_context) in that order")
         self.server_context = server
         self.client_context = client
@@ -250,7 +259,7 @@ class TlsDist:
         if server.get("depth", depth) != client.get("depth", depth):
             raise SslDistOptionError("server and client depth differ; Python nodes check one depth for both")
         return cls(
-            server_context(server),
+            server_context(server) if server else None,
             client_context(client),
             server_name_indication=client.get("server_name_indication", ""),
             depth=depth,
@@ -310,6 +319,9 @@ class TlsDist:
         if raw is None:
             raise TlsHandshakeFailed("unknown peer", "the connection is gone")
         who = f"address {peer_address(raw)}"
+        if self.server_context is None:
+            raw.close()
+            raise TlsHandshakeFailed(who, "this node has no server options (certfile): it accepts no TLS connection")
         loop = asyncio.get_running_loop()
         try:
             tls_transport = await asyncio.wait_for(

@@ -384,3 +384,20 @@ async def test_plain_and_tls_python_nodes_say_why(
             assert "TLS" in cause.reason and "plain TCP" in cause.reason, cause.reason
             assert "sent a TLS ClientHello" in caplog.text
         assert plain.nodes() == [] and tls.nodes() == []
+
+
+async def test_client_only_node_dials_but_accepts_nothing(
+    epmd_server: EpmdServer, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without server options a node dials over TLS, and refuses inbound connections
+    with a logged reason (an OTP node without a server certificate fails every accept)."""
+    me = pki.nodes["one"]
+    flags = ["client_certfile", str(me.certfile), "client_keyfile", str(me.keyfile),
+             "client_cacertfile", str(pki.cacertfile)]
+    async with Node(f"{unique_name('co')}@127.0.0.1", cookie=COOKIE, epmd_port=epmd_server.port,
+                    proto_dist="inet_tls", ssl_dist_opt=flags) as client_only, \
+            _tls_node(epmd_server, _conf(pki, "two")) as full:
+        with caplog.at_level(logging.WARNING, logger="bridge.node"):
+            await _rpc_error(full, client_only)
+        assert "accepts no TLS connection" in caplog.text
+        assert await client_only.ping(full.name)

@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 
 from bridge import Node, RpcError
+from bridge.cli import EXIT_PANG, EXIT_USAGE
 from bridge.errors import ConnectError
 from dist_proto.terms import Atom
 from tests.beam import BeamNode, Epmd, Runtime, unique_name
+from tests.bridge.test_cli import run_cli
 from tests.interop.node_support import check, ev, eventually, py_name, py_node, q, start_beam, stop_beam
 from tests.tls_certs import Identity, Pki, make_pki, ssl_code_path, write_optfile
 
@@ -238,3 +240,36 @@ async def test_ssl_dist_opt_flags_serve_both_kinds_of_node(
             assert await _is_tls_connection(beam, node.name)
     finally:
         await stop_beam(beam)
+
+
+async def test_cli_over_tls(tls_beam: BeamNode, epmd: Epmd, py_optfile: Path, pki: Pki) -> None:
+    """``python -m bridge --proto-dist inet_tls --ssl-dist-optfile FILE`` (and ``--ssl-dist-opt``)."""
+    tls = ["--cookie", tls_beam.cookie, "--proto-dist", "inet_tls"]
+    done = await asyncio.to_thread(run_cli, [*tls, "--ssl-dist-optfile", str(py_optfile), "ping", tls_beam.name],
+                                   epmd.port)
+    assert (done.returncode, done.stdout) == (0, "pong\n"), done.stderr
+    done = await asyncio.to_thread(
+        run_cli, [*tls, "--ssl-dist-optfile", str(py_optfile), "rpc", tls_beam.name, "lists", "seq", "1", "3"],
+        epmd.port)
+    assert (done.returncode, done.stdout) == (0, "[1,2,3]\n"), done.stderr
+    me = pki.nodes["py_node"]
+    flags = ["--ssl-dist-opt", "client_certfile", str(me.certfile), "--ssl-dist-opt", "client_keyfile",
+             str(me.keyfile), "--ssl-dist-opt", "client_cacertfile", str(pki.cacertfile),
+             "--ssl-dist-opt", "client_verify", "verify_peer"]
+    done = await asyncio.to_thread(run_cli, [*tls, *flags, "ping", tls_beam.name], epmd.port)
+    assert (done.returncode, done.stdout) == (0, "pong\n"), done.stderr
+    # A certificate without its key is a usage error that says what is missing.
+    done = await asyncio.to_thread(
+        run_cli, [*tls, "--ssl-dist-opt", "client_certfile", str(me.certfile), "--ssl-dist-opt",
+                  "client_cacertfile", str(pki.cacertfile), "ping", tls_beam.name], epmd.port)
+    assert done.returncode == EXIT_USAGE and "no keyfile given" in done.stderr, done.stderr
+    # A plain CLI against the TLS node: pang, and stderr says TLS.
+    done = await asyncio.to_thread(run_cli, ["--cookie", tls_beam.cookie, "ping", tls_beam.name], epmd.port)
+    assert (done.returncode, done.stdout) == (EXIT_PANG, "pang\n")
+    assert "TLS" in done.stderr and "inet_tls" in done.stderr, done.stderr
+    # An option Python cannot honour: a usage error that names it.
+    bad = pki.folder / "bad_cli.conf"
+    bad.write_text('[{client, [{verify_fun, {m, f, []}}]}].')
+    done = await asyncio.to_thread(run_cli, [*tls, "--ssl-dist-optfile", str(bad), "ping", tls_beam.name],
+                                   epmd.port)
+    assert done.returncode == EXIT_USAGE and "'verify_fun'" in done.stderr, done.stderr
