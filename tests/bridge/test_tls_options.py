@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,7 @@ def test_configure_tls_arguments() -> None:
     with pytest.raises(ValueError, match="in that order"):
         TlsDist(client, server)
     with pytest.raises(ValueError, match="give \\(server_context, client_context\\)"):
-        configure_tls("inet_tls", ssl_context=server)  # type: ignore[arg-type]
+        configure_tls("inet_tls", ssl_context=server)
 
 
 def test_node_refuses_bad_tls_configuration_at_construction(tmp_path: Path) -> None:
@@ -274,8 +274,8 @@ async def epmd_server() -> AsyncIterator[EpmdServer]:
         yield server
 
 
-def _conf(pki: Pki, cert: str = "one", *, server: dict[str, object] | None = None,
-          client: dict[str, object] | None = None, ca: Path | None = None) -> Path:
+def _conf(pki: Pki, cert: str = "one", *, server: Mapping[str, object] | None = None,
+          client: Mapping[str, object] | None = None, ca: Path | None = None) -> Path:
     ident = pki.nodes[cert] if cert in pki.nodes else getattr(pki, cert)
     common: dict[str, object] = {"certfile": ident.certfile, "keyfile": ident.keyfile,
                                  "cacertfile": ca or pki.cacertfile, "verify": ":verify_peer"}

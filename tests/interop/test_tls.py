@@ -29,7 +29,16 @@ from bridge.errors import ConnectError
 from dist_proto.terms import Atom
 from tests.beam import BeamNode, Epmd, Runtime, unique_name
 from tests.bridge.test_cli import run_cli
-from tests.interop.node_support import check, ev, eventually, py_name, py_node, q, start_beam, stop_beam
+from tests.interop.node_support import (
+    check,
+    ev,
+    eventually,
+    py_name,
+    py_node,
+    q,
+    start_beam,
+    stop_beam,
+)
 from tests.tls_certs import Identity, Pki, make_pki, ssl_code_path, write_optfile
 
 pytestmark = pytest.mark.interop
