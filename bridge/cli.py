@@ -363,7 +363,7 @@ def _tls_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["ssl_dist_opt"] = [item for pair in args.ssl_dist_opt for item in pair]
     try:
         configure_tls(**opts)
-    except (SslDistOptionError, ValueError) as exc:
+    except SslDistOptionError as exc:
         raise CliError(EXIT_USAGE, f"TLS distribution: {exc}") from None
     return opts
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -245,7 +245,7 @@ class TlsDist:
         if (server is not None and server.protocol == ssl.PROTOCOL_TLS_CLIENT) or (
             client.protocol == ssl.PROTOCOL_TLS_SERVER
         ):
-            raise ValueError("ssl_context: give (server_context, client_context) in that order")
+            raise SslDistOptionError("ssl_context: give (server_context, client_context) in that order")
         self.server_context = server
         self.client_context = client
         self.server_name_indication = server_name_indication
@@ -424,27 +424,27 @@ def configure_tls(
     proto_dist: str,
     *,
     ssl_dist_optfile: str | Path | None = None,
-    ssl_dist_opt: Any = None,
+    ssl_dist_opt: Sequence[str] | Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
 ) -> TlsDist | None:
     """The node's TLS set-up for ``proto_dist`` (None for plain TCP), as ``erl`` reads
     ``-proto_dist``, ``-ssl_dist_optfile`` and ``-ssl_dist_opt``."""
     if proto_dist not in PROTO_DISTS:
-        raise ValueError(f"proto_dist {proto_dist!r} is not supported: use one of {', '.join(PROTO_DISTS)}")
+        raise SslDistOptionError(f"proto_dist {proto_dist!r} is not supported: use one of {', '.join(PROTO_DISTS)}")
     given = ssl_dist_optfile is not None or ssl_dist_opt is not None or ssl_context is not None
     if proto_dist == "inet_tcp":
         if given:
-            raise ValueError("TLS options were given but proto_dist is 'inet_tcp'; use proto_dist='inet_tls'")
+            raise SslDistOptionError("TLS options were given but proto_dist is 'inet_tcp'; use proto_dist='inet_tls'")
         return None
     if ssl_context is not None:
         if ssl_dist_optfile is not None or ssl_dist_opt is not None:
-            raise ValueError("give ssl_context or ssl_dist_optfile/ssl_dist_opt, not both")
+            raise SslDistOptionError("give ssl_context or ssl_dist_optfile/ssl_dist_opt, not both")
         if isinstance(ssl_context, ssl.SSLContext):
-            raise ValueError("ssl_context: give (server_context, client_context)")
+            raise SslDistOptionError("ssl_context: give (server_context, client_context)")
         server, client = ssl_context
         return TlsDist(server, client)
     if ssl_dist_optfile is None and ssl_dist_opt is None:
-        raise ValueError("proto_dist 'inet_tls' needs ssl_dist_optfile, ssl_dist_opt or ssl_context")
+        raise SslDistOptionError("proto_dist 'inet_tls' needs ssl_dist_optfile, ssl_dist_opt or ssl_context")
     from_file = load_optfile(ssl_dist_optfile) if ssl_dist_optfile is not None else None
     from_args = parse_ssl_dist_opt(ssl_dist_opt) if ssl_dist_opt is not None else None
     return TlsDist.from_options(resolve_options(from_file, from_args))
@@ -457,7 +457,7 @@ def tls_record_kind(data: bytes) -> str | None:
     """``"ClientHello"``/``"handshake"``/``"alert"`` if ``data`` starts a TLS record, else None.
 
     A distribution handshake message starts with a two-byte length of at most a few
-    hundred bytes; a TLS record with type 20..23 and version ``3.0``-``3.4``, which
+    hundred bytes; a TLS record with type 22 or 21 and version ``3.0``-``3.4``, which
     read as such a length would be over 5000.
     """
     if len(data) < 3 or data[1] != 3 or data[2] > 4:
@@ -509,7 +509,8 @@ class GuardedDistProtocol(DistProtocol):
             raise HandshakeFailed(
                 self.peer_label,
                 "the peer closed the connection before sending a byte of the distribution handshake: "
-                "it may run TLS distribution (-proto_dist inet_tls) while this node runs plain TCP",
+                "it may run TLS distribution (-proto_dist inet_tls) while this node runs plain TCP, "
+                "or it refused us before answering (see its log)",
             )
         return data
 
