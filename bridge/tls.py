@@ -291,7 +291,7 @@ class TlsDist:
             )
         except ssl.SSLError as exc:
             raise TlsHandshakeFailed(node, describe_ssl_error(exc, "client")) from exc
-        except ConnectionError as exc:
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:  # not a refused connect
             raise TlsHandshakeFailed(
                 node, "the peer closed the connection during the TLS handshake: it refused our TLS parameters "
                 "(see its log), or it runs plain TCP distribution"

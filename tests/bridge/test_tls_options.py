@@ -401,3 +401,17 @@ async def test_client_only_node_dials_but_accepts_nothing(
             await _rpc_error(full, client_only)
         assert "accepts no TLS connection" in caplog.text
         assert await client_only.ping(full.name)
+
+
+async def test_tls_dial_to_a_closed_port_is_not_a_tls_error(pki: Pki) -> None:
+    from tests.beam import free_port
+
+    target = f"{unique_name('gone')}@127.0.0.1"
+    conf = _conf(pki, "one")
+    async with Node(f"{unique_name('tp')}@127.0.0.1", cookie=COOKIE, use_epmd=False,
+                    ports={target: free_port()}, proto_dist="inet_tls", ssl_dist_optfile=conf) as node:
+        with pytest.raises(RpcError) as info:
+            await node.rpc(target, "erlang", "node", [])
+    cause = info.value.__cause__
+    assert isinstance(cause, ConnectError)
+    assert "cannot reach port" in cause.reason and "TLS" not in cause.reason, cause.reason
