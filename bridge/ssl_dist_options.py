@@ -47,6 +47,7 @@ __all__ = [
     "SUPPORTED",
     "SslDistOptionError",
     "SslDistOptions",
+    "check_role_options",
     "load_optfile",
     "parse_optfile_text",
     "parse_ssl_dist_opt",

@@ -42,7 +42,6 @@ peer runs TLS distribution.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,13 +63,14 @@ __all__ = [
     "TlsDist",
     "TlsHandshakeFailed",
     "client_context",
+    "describe_ssl_error",
+    "configure_tls",
     "guarded",
     "peer_address",
-    "configure_tls",
     "server_context",
+    "tls_record_kind",
+    "verified_chain",
 ]
-
-log = logging.getLogger("bridge.tls")
 
 #: The ``-proto_dist`` values a :class:`bridge.Node` takes.
 PROTO_DISTS: Final = ("inet_tcp", "inet_tls")
