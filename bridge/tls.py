@@ -299,7 +299,7 @@ class TlsDist:
         except TimeoutError:
             raise TlsHandshakeFailed(
                 node, f"no TLS handshake within {timeout:g}s: the peer may run plain TCP distribution "
-                "(-proto_dist inet_tcp), which waits for a distribution handshake instead"
+                "(-proto_dist inet_tcp), which waits for a distribution handshake instead, or be unreachable"
             ) from None
         try:
             self._check_depth(transport, "server")

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Pki", "Identity", "make_pki", "write_optfile"]
+__all__ = ["KEY_PASSWORD", "Identity", "Pki", "make_pki", "ssl_code_path", "write_optfile"]
 
 KEY_PASSWORD = "beam-bridge-key-password"
 
@@ -36,7 +36,7 @@ authorityKeyIdentifier = keyid
 
 @dataclass(frozen=True)
 class Identity:
-    """A certificate and its key (PEM files); ``chain`` holds certificate then intermediates."""
+    """A certificate (or a certificate followed by its intermediate CAs) and its key, PEM files."""
 
     certfile: Path
     keyfile: Path
