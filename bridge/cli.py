@@ -95,6 +95,8 @@ from .errors import ConnectError, RpcError
 from .logs import forward_logs
 from .naming import NodeName, NodeNameError, parse_node_name
 from .node import Node
+from .ssl_dist_options import SslDistOptionError
+from .tls import PROTO_DISTS, configure_tls
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -207,6 +209,14 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="for each step: EPMD lookup, connection, the request (default: 5)")
     parser.add_argument("-v", "--verbose", action="count", default=dflt(0),
                         help="log to standard error (-vv: debug)")
+    parser.add_argument("--proto-dist", "-proto_dist", metavar="PROTO", dest="proto_dist",
+                        choices=PROTO_DISTS, default=dflt("inet_tcp"),
+                        help="distribution carrier: inet_tcp (default) or inet_tls")
+    parser.add_argument("--ssl-dist-optfile", "-ssl_dist_optfile", metavar="FILE", dest="ssl_dist_optfile",
+                        default=dflt(None), help="OTP's TLS distribution option file (with inet_tls)")
+    parser.add_argument("--ssl-dist-opt", "-ssl_dist_opt", metavar=("KEY", "VALUE"), dest="ssl_dist_opt",
+                        nargs=2, action="append", default=dflt(None),
+                        help="one of erl's -ssl_dist_opt pairs, e.g. server_certfile FILE (repeatable)")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -353,6 +363,21 @@ async def _lookup(target: NodeName, epmd_port: int, timeout: float) -> int:
     return info.port
 
 
+def _tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Node`` keyword arguments for ``--proto-dist``/``--ssl-dist-optfile``/``--ssl-dist-opt``,
+    checked here so that a bad option file is a usage error with its reason."""
+    opts: dict[str, Any] = {"proto_dist": getattr(args, "proto_dist", "inet_tcp")}
+    if getattr(args, "ssl_dist_optfile", None) is not None:
+        opts["ssl_dist_optfile"] = args.ssl_dist_optfile
+    if getattr(args, "ssl_dist_opt", None):
+        opts["ssl_dist_opt"] = [item for pair in args.ssl_dist_opt for item in pair]
+    try:
+        configure_tls(**opts)
+    except SslDistOptionError as exc:
+        raise CliError(EXIT_USAGE, f"TLS distribution: {exc}") from None
+    return opts
+
+
 @contextlib.asynccontextmanager
 async def _client(args: argparse.Namespace, target_text: str) -> AsyncIterator[tuple[Node, Atom]]:
     """A hidden, unregistered node connected to the target (as ``erl_call`` does)."""
@@ -363,7 +388,7 @@ async def _client(args: argparse.Namespace, target_text: str) -> AsyncIterator[t
     cookie = _cookie(args)
     port = await _lookup(target, epmd_port, timeout)
     node = Node(name, cookie=cookie, hidden=True, use_epmd=False, ports={str(target): port},
-                net_setuptime=timeout)
+                net_setuptime=timeout, **_tls_options(args))
     try:
         await node.start()
     except OSError as exc:
@@ -594,7 +619,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(EXIT_SOFTWARE, f"{args.module}: main must be 'async def main(node)'")
 
     node = Node(name, cookie=cookie, hidden=not args.visible, epmd_port=epmd_port,
-                embedded_epmd=args.embedded_epmd, listen_port=args.listen_port)
+                embedded_epmd=args.embedded_epmd, listen_port=args.listen_port, **_tls_options(args))
     try:
         await node.start()
     except NameTaken:

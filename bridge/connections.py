@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import socket
 import struct
@@ -55,6 +56,7 @@ from .epmd_client import EpmdError, port_please
 from .errors import ConnectError, HandshakeFailed, NameMismatch, SimultaneousConnect, UnknownNode
 from .naming import NodeName, parse_node_name
 from .peer import DEFAULT_BUSY_LIMIT, DistProtocol, PeerConnection
+from .tls import GuardedDistProtocol, TlsHandshakeFailed, guarded, peer_address
 
 if TYPE_CHECKING:
     from .node import Node
@@ -216,7 +218,8 @@ class Connections:
                 continue
             self._inbound += 1
             try:
-                _, protocol = await loop.connect_accepted_socket(DistProtocol, conn)
+                factory = functools.partial(_Inbound, pause=self._node.tls is not None)
+                _, protocol = await loop.connect_accepted_socket(factory, conn)
             except OSError as exc:
                 self._inbound -= 1
                 conn.close()
@@ -337,17 +340,31 @@ class Connections:
                 raise UnknownNode(node.name)
             port = info.port
         loop = asyncio.get_running_loop()
+        protocol: DistProtocol
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(DistProtocol, target.resolve(), port), me.net_setuptime
-            )
+            if me.tls is not None:
+                protocol = await me.tls.dial(
+                    guarded(node.name), target.host, target.resolve(), port,
+                    node=node.name, timeout=me.net_setuptime,
+                )  # fmt: skip
+            else:
+                _, protocol = await asyncio.wait_for(
+                    loop.create_connection(guarded(node.name), target.resolve(), port), me.net_setuptime
+                )
+        except TlsHandshakeFailed:
+            if pending.superseded:
+                return await self._wait_superseding(node, pending)
+            raise
         except (TimeoutError, OSError) as exc:
             if pending.superseded:
                 return await self._wait_superseding(node, pending)
             raise ConnectError(node.name, f"cannot reach port {port}: {exc!r}") from exc
         self._handshakes.add(protocol)
         try:
-            hs = ClientHandshake(me.name, me.cookie, flags=me.flags, creation=me.creation, peer_name=node.name)
+            hs = ClientHandshake(
+                me.name, me.cookie, flags=me.flags, creation=me.creation, peer_name=node.name,
+                header_size=me.handshake_header,
+            )  # fmt: skip
             complete, _ = await run_client(
                 protocol,
                 hs,
@@ -385,7 +402,20 @@ class Connections:
     async def _accept(self, protocol: DistProtocol) -> None:
         me = self._node
         self._handshakes.add(protocol)
-        hs = ServerHandshake(me.name, me.cookie, flags=me.flags, creation=me.creation)
+        if me.tls is not None:
+            try:
+                await me.tls.accept(protocol, timeout=me.net_setuptime)
+            except BaseException as exc:
+                self._handshakes.discard(protocol)
+                self._inbound -= 1
+                if not isinstance(exc, TlsHandshakeFailed):
+                    raise
+                self.counters["failed_handshakes"] += 1
+                log.warning("refused connection from %s: %s", exc.node, exc.reason)  # our TLS alert went out
+                return
+        hs = ServerHandshake(
+            me.name, me.cookie, flags=me.flags, creation=me.creation, header_size=me.handshake_header
+        )
         claimed: list[tuple[Atom, _Pending]] = []  # the pending entry this handshake counts in
 
         def decide(event: NameReceived) -> str:
@@ -528,3 +558,17 @@ class Connections:
         self._node._node_lost(peer.name)
         self._node._notify(peer.name, False, reason)
 
+
+class _Inbound(GuardedDistProtocol):
+    """An accepted connection: named by its address in errors; for a TLS node, reading
+    pauses at once so that the TLS upgrade reads the first bytes."""
+
+    def __init__(self, *, pause: bool) -> None:
+        super().__init__()
+        self._pause = pause
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.peer_label = f"address {peer_address(transport)}"
+        if self._pause:
+            transport.pause_reading()  # type: ignore[attr-defined]

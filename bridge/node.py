@@ -34,7 +34,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dist_proto.flags import DEFAULT_FLAGS, DFlag
@@ -56,6 +58,7 @@ from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
 from .system_processes import Spawner, start_system_supervisor
 from .tick_guard import TickGuard
+from .tls import TlsDist, configure_tls
 
 __all__ = ["Node"]
 
@@ -97,6 +100,9 @@ class Node:
     (64): inbound handshakes at once. ``max_queued_signals`` (10 000): signals
     queued for a node being connected. ``max_reassembly`` (64 MiB): bytes of
     fragmented messages under reassembly per connection. See docs/transport.md.
+    ``proto_dist="inet_tls"`` runs distribution over TLS (see :mod:`bridge.tls`), set up
+    from ``ssl_dist_optfile`` (OTP's file), ``ssl_dist_opt`` (``erl``'s
+    ``-ssl_dist_opt`` pairs) or ``ssl_context=(server_context, client_context)``.
     """
 
     def __init__(
@@ -118,8 +124,19 @@ class Node:
         max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
         max_queued_signals: int = DEFAULT_MAX_QUEUED_SIGNALS,
         max_reassembly: int | None = None,
+        proto_dist: str = "inet_tcp",
+        ssl_dist_optfile: str | Path | None = None,
+        ssl_dist_opt: Sequence[str] | Mapping[str, str] | None = None,
+        ssl_context: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> None:
         self._parsed = parse_node_name(name)
+        self.proto_dist = proto_dist
+        #: TLS distribution (``inet_tls``) or None for plain TCP
+        self.tls: TlsDist | None = configure_tls(
+            proto_dist, ssl_dist_optfile=ssl_dist_optfile, ssl_dist_opt=ssl_dist_opt, ssl_context=ssl_context
+        )
+        #: the handshake's length header: 2 bytes on TCP, 4 with inet_tls_dist
+        self.handshake_header = 2 if self.tls is None else 4
         self.name = str(self._parsed)
         self.atom = Atom(self.name)
         self._cookie_arg = cookie

@@ -16,7 +16,9 @@ This module implements the section "Distribution Handshake" of OTP's
     challenge_reply 'r' chA digest(chB)  --->
                                          <---    challenge_ack 'a' digest(chA)
 
-Each message is framed as ``Length(2) | Message``; afterwards the connection uses
+Each message is framed as ``Length(2) | Message`` (``Length(4)`` under TLS, where
+``inet_tls_dist`` keeps its socket in ``{packet, 4}`` from the start: pass
+``header_size=4``); afterwards the connection uses
 4-byte frames (:mod:`dist_proto.framing`), and the first of those may already sit
 in the read that carried the last handshake message: the final
 :class:`HandshakeComplete` event hands those bytes over as ``leftover``.
@@ -277,10 +279,10 @@ def _decode_name(raw: bytes) -> str:
         raise RemoteProtocolError("node name is not valid UTF-8") from None
 
 
-def _pack(body: bytes) -> bytes:
+def _pack(body: bytes, header_size: int = 2) -> bytes:
     if len(body) > MAX_HANDSHAKE_PACKET:
         raise LocalProtocolError("handshake message longer than 65535 bytes")
-    return len(body).to_bytes(2, "big") + body
+    return len(body).to_bytes(header_size, "big") + body
 
 
 def _random_challenge() -> int:
@@ -288,11 +290,14 @@ def _random_challenge() -> int:
 
 
 class _Base:
-    """Shared 2-byte framing, buffers and error state."""
+    """Shared framing (2-byte lengths, 4-byte under TLS), buffers and error state."""
 
     _role = "handshake"
 
-    def __init__(self, name: str, cookie: str | bytes, flags: int, creation: int) -> None:
+    def __init__(self, name: str, cookie: str | bytes, flags: int, creation: int, header_size: int = 2) -> None:
+        if header_size not in (2, 4):
+            raise LocalProtocolError(f"handshake length header of {header_size} bytes (2, or 4 under TLS)")
+        self.header_size = header_size
         self.our_name = name
         self._cookie = cookie.encode("utf-8") if isinstance(cookie, str) else bytes(cookie)
         self.our_flags = DFlag(int(flags))
@@ -338,17 +343,19 @@ class _Base:
         return out
 
     def _send(self, body: bytes) -> None:
-        self._out += _pack(body)
+        self._out += _pack(body, self.header_size)
 
     def _packet(self) -> bytes | None:
-        buf = self._in
-        if len(buf) < 2:
+        buf, size = self._in, self.header_size
+        if len(buf) < size:
             return None
-        n = (buf[0] << 8) | buf[1]
-        if len(buf) < 2 + n:
+        n = int.from_bytes(buf[:size], "big")
+        if n > MAX_HANDSHAKE_PACKET:
+            raise RemoteProtocolError(f"handshake message of {n} bytes announced (at most {MAX_HANDSHAKE_PACKET})")
+        if len(buf) < size + n:
             return None
-        body = bytes(buf[2 : 2 + n])
-        del buf[: 2 + n]
+        body = bytes(buf[size : size + n])
+        del buf[: size + n]
         if not body:
             raise RemoteProtocolError(f"empty handshake message in state {self._state.value}")
         return body
@@ -417,6 +424,7 @@ class ClientHandshake(_Base):
         name_me: bool = False,
         required_flags: int = MANDATORY,
         challenge: int | None = None,
+        header_size: int = 2,
     ) -> None:
         flags = int(flags)
         if name_me:
@@ -431,7 +439,7 @@ class ClientHandshake(_Base):
             _check_full_name(name, LocalProtocolError)
         if not expand_digest(flags) & DFlag.HANDSHAKE_23:
             raise LocalProtocolError("our flags must include DFLAG_HANDSHAKE_23")
-        super().__init__(name, cookie, flags, creation)
+        super().__init__(name, cookie, flags, creation, header_size)
         self.expected_peer = peer_name
         self.required_flags = required_flags
         self.name_me = name_me
@@ -561,10 +569,11 @@ class ServerHandshake(_Base):
         creation: int,
         required_flags: int = MANDATORY,
         challenge: int | None = None,
+        header_size: int = 2,
     ) -> None:
         _check_full_name(name, LocalProtocolError)
         flags = int(flags) & ~DFlag.NAME_ME
-        super().__init__(name, cookie, flags, creation)
+        super().__init__(name, cookie, flags, creation, header_size)
         self.required_flags = required_flags
         self._challenge = _random_challenge() if challenge is None else challenge & 0xFFFFFFFF
         self._version = 6
