@@ -14,7 +14,9 @@ With a BEAM node ``app@127.0.0.1`` running (``erl -name app@127.0.0.1 -setcookie
 The public API is ``__all__`` below; see ``docs/api.md`` for the internal modules.
 """
 
-from dist_proto import __version__  # one version for the three packages of beam-bridge
+from dist_proto import (
+    __version__ as __version__,  # one version for the three packages of beam-bridge
+)
 
 from .blocking import BlockingNode
 from .cookie import COOKIE_ENV, CookieError, resolve_cookie
