@@ -21,7 +21,7 @@ erlang:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,docs]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -64,10 +64,10 @@ unit-pythons:
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider -m "not interop" $(UNIT_TESTS) || exit 1; \
 	done
 
-# The API reference, generated from the docstrings (pdoc), into docs/api/.
+# The API reference, generated from the docstrings (pdoc), into docs/api/ (see docs/api.md).
 docs: venv
 	$(PY) -m pip install -q -e '.[docs]'
-	$(PY) -m pdoc --docformat restructuredtext -o docs/api dist_proto python_actors bridge
+	$(PY) docs/build_api.py docs/api
 
 demo: deps erl-build
 	$(PY) -m bridge.demo
