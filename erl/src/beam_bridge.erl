@@ -1,12 +1,13 @@
 %% @doc Python actors as children of Erlang and Elixir supervisors.
 %%
-%% A Python node (`bridge.Node`) allow-lists the actors BEAM may start
-%% (`node.allow_spawn("counter", Counter)`). {@link start_link/3} starts one of them
-%% on that node through `erlang:spawn_request/5`, linked to the caller, and returns
-%% only after the actor's `init` has run, like `gen_server:start_link/3`:
+%% A Python node (`bridge.Node') allow-lists the actors BEAM may start
+%% (`node.allow_spawn("counter", Counter)'). {@link start_link/3} starts one of them
+%% on that node through `erlang:spawn_request/5', linked to the caller, and returns
+%% only after the actor's `init' has run, like `gen_server:start_link/3' (and, like it,
+%% passes `Args' to `init' as it is: `5' gives `init(5)'):
 %%
 %% ```
-%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, [0]),
+%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, 5),
 %% 5 = gen_server:call(Pid, get).
 %% '''
 %%
@@ -14,20 +15,20 @@
 %%
 %% ```
 %% ChildSpec = beam_bridge:child_spec(#{id => counter, node => 'py@127.0.0.1',
-%%                                      actor => counter, args => [0]}),
+%%                                      actor => counter, args => 0}),
 %% supervisor:start_child(Sup, ChildSpec).
 %% '''
 %%
-%% Shutdown follows OTP: the supervisor sends `exit(Pid, shutdown)` and the Python
-%% actor (which traps exits when started this way) runs `terminate/2` within the
-%% child's shutdown time; `brutal_kill` kills it. If the Python node goes away, the
-%% link fires with `noconnection` and the supervisor restarts the child according to
+%% Shutdown follows OTP: the supervisor sends `exit(Pid, shutdown)' and the Python
+%% actor (which traps exits when started this way) runs `terminate/2' within the
+%% child's shutdown time; `brutal_kill' kills it. If the Python node goes away, the
+%% link fires with `noconnection' and the supervisor restarts the child according to
 %% its restart type once the node is back.
 %%
-%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])`.
-%% The Python spawner answers the spawn request only after `init`: with the pid, or
-%% with the error `ignore`, or with `init_failed` preceded by the message
-%% `{beam_bridge_init_failed, ReqId, Reason}`.
+%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])'.
+%% The Python spawner answers the spawn request only after `init': with the pid, or
+%% with the error `ignore', or with `init_failed' preceded by the message
+%% `{beam_bridge_init_failed, ReqId, Reason}'.
 -module(beam_bridge).
 
 -export([start_link/3, start_link/4, start/3, start/4, child_spec/1]).
