@@ -61,7 +61,7 @@ unit-pythons:
 	    $$py -m venv $$venv && $$venv/bin/python -m pip install -q -e '.[test]' && touch $$venv/.installed || exit 1; \
 	  fi; \
 	  echo "== unit tests on Python $$v ($$py)"; \
-	  $$venv/bin/python -m pytest -q -p no:cacheprovider -m "not interop" $(UNIT_TESTS) || exit 1; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider -p tests.fewer_examples -m "not interop" $(UNIT_TESTS) || exit 1; \
 	done
 
 # The API reference, generated from the docstrings (pdoc), into docs/api/ (see docs/api.md).

@@ -53,6 +53,16 @@ def _os_alive(pid: int) -> bool:
         return False
 
 
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether OS process ``pid`` has exited (or is a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while _os_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 async def _poll(fn: Any, timeout: float = 20.0, interval: float = 0.01) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -121,10 +131,11 @@ async def run(ebin: Path) -> None:
             py_os_pid = erl.eval(f"beam_bridge_node:os_pid({_pid(node_child)})")
             _step("Shutting down")
             erl.eval("unlink(Top), exit(Top, shutdown), timer:sleep(200)")
-            _say(f"Erlang tree stopped; Python node process {py_os_pid} running: {_os_alive(py_os_pid)}")
+            _say(f"Erlang tree stopped; Python node process {py_os_pid} stopped with it: "
+                 f"{_gone_within(py_os_pid, 10.0)}")
         pids = {"Elixir node": ex.pid, "Erlang node": erl.pid, "Python node": py_os_pid}
     pids["EPMD"] = epmd.proc.pid
-    left = [what for what, pid in pids.items() if _os_alive(pid)]
+    left = [what for what, pid in pids.items() if not _gone_within(pid, 10.0)]
     _say(f"Processes left behind: {', '.join(left) if left else 'none'}. "
          f"Demo took {time.monotonic() - started:.1f} s.")
     if left:
