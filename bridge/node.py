@@ -60,9 +60,11 @@ from .errors import (
 )
 from .naming import as_atom, parse_node_name
 from .peer import DistProtocol, PeerConnection
+from .pg import PgScope
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
 from .system_processes import NetKernel, Rex, Spawner
+from .tick_guard import TickGuard
 
 __all__ = ["Node"]
 
@@ -152,6 +154,7 @@ class Node:
         self.router = NodeRouter(self)
         self._spawner = Spawner(self)
         self._rex: Rex | None = None
+        self._pg_scopes: dict[Atom, PgScope] = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -189,6 +192,10 @@ class Node:
                 self.creation = secrets.randbelow(0xFFFFFFF0) + 4
             self._runtime = Runtime(self.atom, self.creation, router=self.router)
             await self._runtime.__aenter__()
+            self._runtime.service(
+                "tick_guard",
+                lambda: TickGuard(loop, lambda: [p for p in self._peers.values() if p.open], self.net_ticktime),
+            )
             await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
             self._rex = Rex(self)
             await self._rex.start_process()
@@ -675,6 +682,23 @@ class Node:
         if type(result) is tuple and len(result) == 2 and result[0] == _BADRPC:
             raise RpcError(result[1])
         return result
+
+    # -- process groups -----------------------------------------------------------------
+
+    async def pg(self, scope: str | Atom = "pg") -> PgScope:
+        """The node's ``pg`` scope ``scope`` (the default scope is ``pg``), started on
+        first use as ``pg:start_link(Scope)`` would: see :mod:`bridge.pg`."""
+        name = Atom(str(scope))
+        found = self._pg_scopes.get(name)
+        if found is None:
+            found = self._pg_scopes[name] = PgScope(self, name)
+            try:
+                await found.start()
+            except BaseException:
+                del self._pg_scopes[name]
+                raise
+            self.runtime.service(f"pg:{name.name}", lambda: found)
+        return found
 
     # -- what BEAM may run here ---------------------------------------------------------
 

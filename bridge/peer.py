@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -155,6 +157,11 @@ class PeerConnection:
         self.close_reason: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[Any] = self._loop.create_future()
+        # Writes to the transport hold this lock, so that the tick guard's thread can
+        # put a tick between two whole frames while the loop is held (tick_guard.py).
+        self._write_lock = threading.Lock()
+        self._last_tick_check = now
+        self._plain_socket = self.transport.get_extra_info("sslcontext") is None
 
     def start(self, leftover: bytes) -> None:
         """Switch the protocol to the connected phase and process early frames."""
@@ -202,18 +209,52 @@ class PeerConnection:
     def write(self, data: bytes) -> None:
         """Queue whole frames; they go out in one ``transport.write`` per loop iteration."""
         if self.open:
-            out = self._out
-            if not out:
-                self._wrote = True
-                self._loop.call_soon(self._flush)
-            out.append(data)
+            with self._write_lock:
+                out = self._out
+                if not out:
+                    self._wrote = True
+                    self._loop.call_soon(self._flush)
+                out.append(data)
 
     def _flush(self) -> None:
-        out = self._out
-        if out:
-            if self.open:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        with self._write_lock:
+            out = self._out
+            if not out:
+                return
+            data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
+            if self.open:
+                self.transport.write(data)
+
+    def tick_from_thread(self) -> bool:
+        """Write a tick from another thread while the loop is held (the tick guard).
+
+        The frames queued for this loop iteration go first, then the tick, straight to
+        the socket; only when the transport's own buffer is empty (so the stream is
+        between frames) and with the loop's writes excluded by the lock. Not for TLS,
+        whose records the loop writes. Returns True if a tick went out."""
+        if not self.open or not self._plain_socket:
+            return False
+        with self._write_lock:
+            if self.transport.get_write_buffer_size():
+                return False
+            sock = self.transport.get_extra_info("socket")
+            if sock is None:
+                return False
+            data = b"".join(self._out) + b"\0\0\0\0"
+            try:
+                n = os.write(sock.fileno(), data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return False
+            had_queue = bool(self._out)
+            self._out.clear()
+            if n < len(data):
+                self._out.append(data[n:])  # the loop sends the rest, in order
+                if not had_queue:
+                    self._loop.call_soon_threadsafe(self._flush)
+            return n > 0
 
     def send(self, control: Control) -> None:
         """Encode and write one control message (with its payload)."""
@@ -231,15 +272,20 @@ class PeerConnection:
     def _tick(self) -> None:
         if not self.open:
             return
-        silent_for = time.monotonic() - self._last_read
-        if silent_for > self.ticktime:
+        now = time.monotonic()
+        late = now - self._last_tick_check > self.ticktime / 2
+        self._last_tick_check = now
+        silent_for = now - self._last_read
+        # After the loop was held, what the peer sent meanwhile is still unread: judge
+        # its silence on the next round, once the loop has read its socket.
+        if silent_for > self.ticktime and not late:
             log.warning("node %s not responding for %.1fs, disconnecting", self.name.name, silent_for)
             # Abort, not close: a frozen peer would never drain our buffered writes,
             # and close() waits for that before it lets the socket go.
             self.abort(Atom("net_tick_timeout"))
             return
         if not self._wrote:
-            self.transport.write(self.conn.tick_bytes())
+            self.write(self.conn.tick_bytes())
         self._wrote = False
         self._schedule_tick()
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dist_proto import control as c
 from dist_proto import encode
 from dist_proto.terms import Atom, Pid, Reference
-from python_actors import Exit, GenServer, Ok, Process, Reply, StartError, reason_of
+from python_actors import Exit, GenServer, Ok, Process, Reply, StartError, reason_of, run_blocking
 
 if TYPE_CHECKING:
     from .node import Node
@@ -68,6 +68,8 @@ _IGNORE = Atom("ignore")
 class NetKernel(GenServer):
     """``net_kernel``: the part of it a remote node talks to."""
 
+    placement = "loop"  # a system process: never waits for a thread
+
     def init(self, node: Node) -> Ok:
         return Ok(node)
 
@@ -86,9 +88,14 @@ def _undef(module: Atom, function: Atom, args: list[Any]) -> Any:
 
 
 async def _apply(fn: Callable[..., Any], args: list[Any]) -> Any:
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
+    # A plain function runs on a thread of the runtime (it may block); a coroutine
+    # function runs on the loop, like an async actor's callback.
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*args)
+    else:
+        result = await run_blocking(fn, *args)
+        if inspect.isawaitable(result):
+            result = await result
     # A value with no Erlang form fails here, as the function's own error, rather than
     # later in the exit signal carrying it (which would leave the caller waiting).
     encode(result)

@@ -45,6 +45,7 @@ from .gen_server import (
     stop,
 )
 from .mailbox import ANY, pattern
+from .placement import call_blocking, run_blocking
 from .process import Process, current_process
 from .router import Inbound, LocalRouter, Router
 from .runtime import Runtime
@@ -86,6 +87,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorSpec",
     "call",
+    "call_blocking",
     "cast",
     "child_spec",
     "current_process",
@@ -93,5 +95,6 @@ __all__ = [
     "pattern",
     "reason_of",
     "reply",
+    "run_blocking",
     "stop",
 ]

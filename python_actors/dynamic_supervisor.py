@@ -72,6 +72,8 @@ class _State:
 class DynamicSupervisor(GenServer):
     """A supervisor of children started on demand (``DynamicSupervisor``)."""
 
+    placement = "loop"  # its callbacks only bookkeep; they never block
+
     __slots__ = ()
     _is_supervisor = True
 

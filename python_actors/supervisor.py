@@ -265,6 +265,8 @@ class Supervisor(GenServer):
     ``init(args)``. Defaults: one_for_one, intensity 1, period 5 s (OTP's).
     """
 
+    placement = "loop"  # its callbacks only bookkeep; they never block
+
     __slots__ = ()
 
     def init(self, args: Any) -> Any:
