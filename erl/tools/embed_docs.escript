@@ -21,11 +21,16 @@ main(_) ->
     io:format(standard_error, "usage: embed_docs.escript [SRC_DIR EBIN_DIR]~n", []),
     halt(64).
 
+%% A module whose EDoc does not parse keeps its .beam without docs and is named on
+%% standard error; the build goes on (broken docs must not break a user's build).
 embed(SrcDir, EbinDir) ->
     Sources = filelib:wildcard(filename:join(SrcDir, "*.erl")),
     Tmp = filename:join(EbinDir, ".doc_chunks"),
-    ok = edoc:files(Sources, [{preprocess, true}, {doclet, edoc_doclet_chunks},
-                              {layout, edoc_layout_chunks}, {dir, Tmp}]),
+    Opts = [{preprocess, true}, {doclet, edoc_doclet_chunks}, {layout, edoc_layout_chunks},
+            {dir, Tmp}],
+    Failed = [Src || Src <- Sources, (catch edoc:files([Src], Opts)) =/= ok],
+    [io:format(standard_error, "embed_docs: no docs embedded for ~s (EDoc error above)~n", [F])
+     || F <- Failed],
     Chunks = filelib:wildcard(filename:join([Tmp, "chunks", "*.chunk"])),
     lists:foreach(fun(Chunk) -> embed_one(Chunk, EbinDir) end, Chunks),
     lists:foreach(fun file:delete/1, Chunks),
