@@ -2,21 +2,26 @@
 %% Put the EDoc of every module of beam_bridge into its .beam as an EEP-48 "Docs" chunk,
 %% so that `h PyChild' in IEx, Code.fetch_docs/1 and code:get_doc/1 find it wherever the
 %% application was built (rebar3's _build, a mix project's _build, a plain -pa folder).
-%% Run by rebar3 after compile (rebar.config post_hooks); also by hand:
+%% Run by rebar3 after the modules are compiled (erl/rebar.config); also by hand:
 %%   escript erl/tools/embed_docs.escript SRC_DIR EBIN_DIR
 -mode(compile).
 
 main([SrcDir, EbinDir]) ->
     embed(SrcDir, EbinDir);
 main([]) ->
-    Root = os:getenv("REBAR_ROOT_DIR", "."),
-    SrcDir = filename:join([Root, "erl", "src"]),
-    EbinDir = case os:getenv("REBAR_BARE_COMPILER_OUTPUT_DIR") of
-                  false -> filename:join([os:getenv("REBAR_BUILD_DIR", "_build/default"),
-                                          "lib", "beam_bridge", "ebin"]);
-                  Out -> filename:join(Out, "ebin")
-              end,
-    embed(SrcDir, EbinDir);
+    %% As a rebar3 hook: run in the application's folder (erl/, or wherever a project
+    %% put it, such as _checkouts/beam_bridge), with rebar3's (or mix's) build folder.
+    SrcDir = "src",
+    Build = os:getenv("REBAR_BUILD_DIR", "_build/default"),
+    Candidates = case os:getenv("REBAR_BARE_COMPILER_OUTPUT_DIR") of
+                     false -> [filename:join([Build, Where, "beam_bridge", "ebin"])
+                               || Where <- ["lib", "checkouts"]];
+                     Out -> [filename:join(Out, "ebin")]
+                 end,
+    case [D || D <- Candidates, filelib:is_regular(filename:join(D, "beam_bridge.beam"))] of
+        [] -> io:format(standard_error, "embed_docs: no beam_bridge ebin in ~p~n", [Candidates]);
+        Found -> lists:foreach(fun(EbinDir) -> embed(SrcDir, EbinDir) end, Found)
+    end;
 main(_) ->
     io:format(standard_error, "usage: embed_docs.escript [SRC_DIR EBIN_DIR]~n", []),
     halt(64).
@@ -42,7 +47,11 @@ embed_one(ChunkFile, EbinDir) ->
     Module = filename:basename(ChunkFile, ".chunk"),
     Beam = filename:join(EbinDir, Module ++ ".beam"),
     {ok, Docs} = file:read_file(ChunkFile),
-    {ok, _, AllChunks} = beam_lib:all_chunks(Beam),
-    Kept = [C || {Name, _} = C <- AllChunks, Name =/= "Docs"],
-    {ok, NewBeam} = beam_lib:build_module(Kept ++ [{"Docs", Docs}]),
-    ok = file:write_file(Beam, NewBeam).
+    case beam_lib:all_chunks(Beam) of
+        {ok, _, AllChunks} ->
+            Kept = [C || {Name, _} = C <- AllChunks, Name =/= "Docs"],
+            {ok, NewBeam} = beam_lib:build_module(Kept ++ [{"Docs", Docs}]),
+            ok = file:write_file(Beam, NewBeam);
+        {error, beam_lib, Reason} ->
+            io:format(standard_error, "embed_docs: ~s left without docs: ~p~n", [Beam, Reason])
+    end.
