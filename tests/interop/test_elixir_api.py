@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from bridge import Node
 from dist_proto import Atom
-from tests.beam import BeamNode, Epmd, Runtime
+from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime
 from tests.interop.erl_build import rebar3_ebin
 from tests.interop.fixtures.py_actors import Counter
 from tests.interop.node_support import ev, py_node, q
@@ -107,3 +108,25 @@ async def test_child_spec_under_a_supervisor(app_beam: BeamNode, python: Node) -
         {{ok, P}} = 'Elixir.BeamBridge':start_link(#{{node => {q(python.name)}, actor => counter, args => 4}}),
         V = gen_server:call(P, get), unlink(P), exit(P, kill), V""")
     assert started == 4
+
+
+def test_a_rebar3_project_with_beam_bridge_in_checkouts_gets_the_docs(tmp_path: Path) -> None:
+    """The rebar3 recipe of docs/elixir.md: ``_checkouts/beam_bridge`` -> the checkout's erl/."""
+    project = tmp_path / "user_app"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "user_app.app.src").write_text(
+        '{application, user_app, [{description, "uses beam_bridge"}, {vsn, "1"}, '
+        "{applications, [kernel, stdlib, beam_bridge]}]}.\n")
+    (project / "rebar.config").write_text("{deps, [beam_bridge]}.\n")
+    (project / "_checkouts").mkdir()
+    (project / "_checkouts" / "beam_bridge").symlink_to(REPO_ROOT / "erl")
+    build = subprocess.run(["rebar3", "compile"], cwd=project, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    ebins = [str(p) for p in project.glob("_build/default/*/beam_bridge/ebin")]
+    assert ebins, build.stdout
+    pa = [arg for ebin in ebins for arg in ("-pa", ebin)]
+    out = subprocess.run(["erl", "-noshell", *pa, "-eval",
+                          "{ok, {docs_v1, _, erlang, _, #{<<\"en\">> := _}, _, _}} = "
+                          "code:get_doc('Elixir.PyChild'), io:format(\"docs found~n\"), halt()."],
+                         capture_output=True, text=True, timeout=60)
+    assert "docs found" in out.stdout, out.stdout + out.stderr
