@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.beam import REPO_ROOT, Epmd, Runtime
+from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime
 from tests.beam import runtime as find_runtime
 from tests.interop.erl_build import rebar3_ebin
 
@@ -188,3 +188,28 @@ def test_mix_project_with_a_path_dependency(epmd_env: dict[str, str], tmp_path: 
     assert_lines(out, f"counter on {PY}: 15", "ping: :pong",
                  "rpc of a function actors.py does not allow-list raises :undef",
                  "docs of PyChild and BeamBridge are available in IEx")
+
+
+def cli_md_serve_module() -> str:
+    """The ``actors.py`` of docs/cli.md, exactly as the page shows it."""
+    text = (REPO_ROOT / "docs" / "cli.md").read_text()
+    start = text.index("```python\n# actors.py\n") + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+@pytest.mark.parametrize("otp", ["otp25", "otp28"])
+def test_the_serve_module_of_cli_md_as_written(epmd_env: dict[str, str], otp: str, tmp_path: Path) -> None:
+    """Its ALLOW_SPAWN entry is one beam_bridge (and so PyChild) can start; ALLOW_RPC and
+    main work as the page says."""
+    module = tmp_path / "actors.py"
+    module.write_text(cli_md_serve_module())
+    port = int(epmd_env["ERL_EPMD_PORT"])
+    with running([sys.executable, "-m", "bridge", "--name", PY, "--cookie", "secret", "serve", str(module)],
+                 epmd_env, ready=f"node {PY} up"), \
+         BeamNode(find_runtime(otp), epmd_port=port, prefix="app", cookie="secret",
+                  extra_args=["-pa", str(rebar3_ebin())]) as app:
+        started = app.eval_term(f"{{ok, P}} = beam_bridge:start_link('{PY}', counter, 0), "
+                                "R = gen_server:call(P, hello), unlink(P), exit(P, shutdown), R")
+        assert started == 1
+        assert app.eval_term(f"rpc:call('{PY}', py, add, [1, 2])") == 3
+        assert app.eval_term(f"gen_server:call({{counter, '{PY}'}}, hello)") == 1
