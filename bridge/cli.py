@@ -228,6 +228,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(parser, top=True)
+    parser.add_argument("--strings", action="store_true",
+                        help='rpc/call: print lists of character codes as "strings"')
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -244,13 +246,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("module", metavar="MOD")
     p.add_argument("function", metavar="FUN")
     p.add_argument("args", metavar="ARG", nargs="*", help="one Erlang term per argument")
-    p.add_argument("--strings", action="store_true", help='print lists of character codes as "strings"')
+    p.add_argument("--strings", action="store_true", default=argparse.SUPPRESS,
+                   help='print lists of character codes as "strings"')
 
     p = command("call", "gen_server:call({NAME, NODE}, REQUEST) and print the reply")
     p.add_argument("node", metavar="NODE")
     p.add_argument("server", metavar="NAME", help="a registered name on NODE")
     p.add_argument("request", metavar="REQUEST", help="an Erlang term")
-    p.add_argument("--strings", action="store_true", help='print lists of character codes as "strings"')
+    p.add_argument("--strings", action="store_true", default=argparse.SUPPRESS,
+                   help='print lists of character codes as "strings"')
 
     p = command("cast", "gen_server:cast({NAME, NODE}, REQUEST)")
     p.add_argument("node", metavar="NODE")

@@ -6,11 +6,13 @@ connection to EPMD; ``ALIVE2_REQ``'s connection *is* the registration and stays 
 until :meth:`Registration.close` (or until EPMD goes away, see
 :meth:`Registration.wait_closed`).
 
->>> async def main() -> None:                                    # doctest: +SKIP
-...     async with await register("py", 45000) as reg:
-...         print(reg.creation)
-...         print(await port_please("py", "127.0.0.1"))
-...         print(await names())
+With an EPMD listening on the default port::
+
+    async def main() -> None:
+        async with await register("py", 45000) as reg:
+            print(reg.creation)
+            print(await port_please("py", "127.0.0.1"))
+            print(await names())
 
 Errors all derive from :class:`EpmdError`. A name that is not a valid node name
 (empty, NUL, bad UTF-8, more than 255 characters) raises ``ValueError``.

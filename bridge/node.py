@@ -1,11 +1,16 @@
 """A Python node of an Erlang/Elixir cluster (``net_kernel`` and ``erlang`` distribution BIFs).
 
->>> import asyncio
->>> from bridge import Node
->>> async def main():                                   # doctest: +SKIP
-...     async with Node("py@127.0.0.1", cookie="secret") as node:
-...         print(await node.ping("app@127.0.0.1"))
-...         print(await node.rpc("app@127.0.0.1", "erlang", "node", []))
+With a BEAM node ``app@127.0.0.1`` running (``erl -name app@127.0.0.1 -setcookie secret``)::
+
+    import asyncio
+    from bridge import Node
+
+    async def main():
+        async with Node("py@127.0.0.1", cookie="secret") as node:
+            print(await node.ping("app@127.0.0.1"))                 # True
+            print(await node.rpc("app@127.0.0.1", "erlang", "node", []))
+
+    asyncio.run(main())
 
 Theory of operation
 -------------------

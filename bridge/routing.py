@@ -1,7 +1,7 @@
 """Routing between the actor runtime and the distribution connections.
 
 :class:`NodeRouter` is the ``bridge`` implementation of :class:`python_actors.Router`
-(the outbound half: one control message per signal, DISTRIBUTION.md section 5) and
+(the outbound half: one control message per signal, docs/protocol.md §5) and
 the dispatcher of inbound control messages into the runtime's inbound half.
 
 Signals to a node without a connection are queued while the node dials it (BEAM's

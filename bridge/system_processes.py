@@ -1,7 +1,7 @@
 """The system processes BEAM expects on a node: ``net_kernel``, ``rex`` and the spawner.
 
 - ``net_kernel`` answers ``{is_auth, Node}`` with ``yes``, so ``net_adm:ping/1`` gives
-  ``pong`` (DISTRIBUTION.md 7.1).
+  ``pong`` (docs/protocol.md §7.1).
 - ``rex`` serves ``rpc``'s old protocol: ``gen_server:call({rex, Node}, {call, M, F, A, GL})``,
   ``block_call``, casts, and the C-node form ``{Pid, {call, M, F, A, GL}}`` answered with
   ``{rex, Result}`` (7.3).

@@ -14,6 +14,10 @@ GenServer, Supervisor), with no sockets. See ``Runtime`` to begin.
 'hello joe'
 """
 
+from dist_proto import (
+    __version__ as __version__,  # one version for the three packages of beam-bridge
+)
+
 from .dynamic_supervisor import DynamicSupervisor
 from .errors import (
     ActorError,

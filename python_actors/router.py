@@ -5,7 +5,7 @@ reference or ``{Name, Node}`` of *another* node, it calls the :class:`Router`
 attached to it (``Runtime(router=...)`` or :meth:`Runtime.set_router`). The
 ``bridge`` package implements the router with one distribution connection per
 node; each method maps to one control message of the distribution protocol
-(DISTRIBUTION.md section 5), named in its docstring. Router methods must not
+(docs/protocol.md §5), named in its docstring. Router methods must not
 block and must not raise for an unreachable node: like BEAM, signals to a node
 that cannot be reached are dropped, and the links and monitors involved are
 fired with ``noconnection`` (the bridge calls :meth:`Inbound.node_down`).

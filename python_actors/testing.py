@@ -26,6 +26,7 @@ exit reason.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from dist_proto.terms import ImproperList, Pid, Reference
@@ -136,16 +137,18 @@ class ActorTest:
 
     # -- observing -------------------------------------------------------------------
 
-    async def settle(self) -> None:
-        """Let the scheduler run until the actor's mailbox is empty and it is idle (its
-        callbacks may run on a thread: wait up to 5 s for them)."""
-        deadline = asyncio.get_running_loop().time() + 5.0
-        await asyncio.sleep(0)
-        while asyncio.get_running_loop().time() < deadline:
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let the scheduler run until the actor's mailbox is empty and it is idle, with
+        no callback running on a thread either; give up after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for spins in itertools.count():
+            await asyncio.sleep(0 if spins < 100 else 0.001)
             p = self.runtime.process(self._target)
-            if p is None or (not p.mailbox and p.task is None and p.status == 0):
+            if p is None or (not p.mailbox and p.task is None and p.job is None and p.status == 0):
                 return
-            await asyncio.sleep(0.001)
+            if loop.time() > deadline:
+                return
 
     async def sent(self) -> list[Sent]:
         """Everything the actor has sent so far (after :meth:`settle`); calls'

@@ -1,16 +1,17 @@
 %% @doc Python actors as children of Erlang and Elixir supervisors.
 %%
-%% A Python node (`bridge.Node`) allow-lists the actors BEAM may start
-%% (`node.allow_spawn("counter", Counter)`). {@link start_link/3} starts one of them
+%% A Python node (`bridge.Node') allow-lists the actors BEAM may start
+%% (`node.allow_spawn("counter", Counter)'). {@link start_link/3} starts one of them
 %% on that node through `erlang:spawn_request/5' and returns only after the actor's
-%% `init' has run, like `gen_server:start_link/3'. The pid returned is a local proxy
-%% linked to the caller and to the actor (see {@link beam_bridge_proxy}): OTP's
-%% `supervisor' needs local children. Messages to the proxy reach the actor, so it
-%% is used like the actor's own pid; {@link actor/1} gives the Python pid:
+%% `init' has run, like `gen_server:start_link/3' (and, like it, passes `Args' to
+%% `init' as it is: `5' gives `init(5)'). The pid returned is a local proxy linked to
+%% the caller and to the actor (see {@link beam_bridge_proxy}): OTP's `supervisor'
+%% needs local children. Messages to the proxy reach the actor, so it is used like
+%% the actor's own pid; {@link actor/1} gives the Python pid:
 %%
 %% ```
-%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, [0]),
-%% 0 = gen_server:call(Pid, get),
+%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, 5),
+%% 5 = gen_server:call(Pid, get),
 %% PyPid = beam_bridge:actor(Pid).    % the pid on 'py@127.0.0.1'
 %% '''
 %%
@@ -18,7 +19,7 @@
 %%
 %% ```
 %% ChildSpec = beam_bridge:child_spec(#{id => counter, node => 'py@127.0.0.1',
-%%                                      actor => counter, args => [0]}),
+%%                                      actor => counter, args => 0}),
 %% supervisor:start_child(Sup, ChildSpec).
 %% '''
 %%
@@ -28,10 +29,10 @@
 %% proxy exits with `noconnection' and the supervisor restarts the child according
 %% to its restart type.
 %%
-%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])`.
-%% The Python spawner answers the spawn request only after `init`: with the pid, or
-%% with the error `ignore`, or with `init_failed` preceded by the message
-%% `{beam_bridge_init_failed, ReqId, Reason}`.
+%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])'.
+%% The Python spawner answers the spawn request only after `init': with the pid, or
+%% with the error `ignore', or with `init_failed' preceded by the message
+%% `{beam_bridge_init_failed, ReqId, Reason}'.
 -module(beam_bridge).
 
 -export([start_link/3, start_link/4, start/3, start/4, child_spec/1, actor/1]).

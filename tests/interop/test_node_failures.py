@@ -223,7 +223,7 @@ async def test_unknown_node(epmd: Epmd) -> None:
 
 
 async def test_epmdless_beam_with_erl_epmd_port(runtime: Runtime, epmd: Epmd) -> None:
-    """DISTRIBUTION.md 1.3: a BEAM started ``-erl_epmd_port P`` listens on P and dials
+    """docs/protocol.md §1.3: a BEAM started ``-erl_epmd_port P`` listens on P and dials
     every node on P. The Python node listens on P too, on another loopback address."""
     port = free_port()
     beam = await start_beam(runtime, epmd.port, prefix="nep",
