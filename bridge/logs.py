@@ -5,10 +5,10 @@ handles to the ``logger_proxy`` process of a BEAM node, the process OTP's own no
 use for log events from other nodes (``logger_proxy:log/1``; OTP 21 and later). It
 logs the event with ``logger:log(Level, "~ts", [Text], Meta)`` on that node, so the
 record lands in the node's handlers and formatters, filtered by its primary level,
-like any Erlang log event:
+like any Erlang log event::
 
->>> handler = forward_logs(node, "app@127.0.0.1")          # doctest: +SKIP
->>> logging.getLogger("my_app").warning("disk %d%% full", 91)  # doctest: +SKIP
+    handler = forward_logs(node, "app@127.0.0.1")
+    logging.getLogger("my_app").warning("disk %d%% full", 91)
 
 Levels map one to one (``CRITICAL`` -> ``critical``, ``ERROR`` -> ``error``,
 ``WARNING`` -> ``warning``, ``INFO`` -> ``info``, ``DEBUG`` -> ``debug``; levels in

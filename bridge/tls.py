@@ -1,8 +1,9 @@
 """TLS distribution (``-proto_dist inet_tls``): contexts from OTP's options, dialling, accepting.
 
->>> from bridge import Node
->>> node = Node("py@127.0.0.1", proto_dist="inet_tls",       # doctest: +SKIP
-...             ssl_dist_optfile="/etc/beam/ssl_dist.conf")
+::
+
+    from bridge import Node
+    node = Node("py@127.0.0.1", proto_dist="inet_tls", ssl_dist_optfile="/etc/beam/ssl_dist.conf")
 
 Theory of operation
 -------------------
