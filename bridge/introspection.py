@@ -133,6 +133,11 @@ def install(node: Node) -> None:
             (Atom("observer_backend"), Atom("procs_info"), 1),
             (Atom("observer_backend"), Atom("etop_collect"), 1),
             (Atom("observer_backend"), Atom("sys_info"), 0),
+            # answered with empty lists: observer then shows an empty tab instead of a
+            # modal "not available" dialog that blocks its panel (and observer:stop/0)
+            (Atom("observer_backend"), Atom("get_port_list"), 0),
+            (Atom("observer_backend"), Atom("get_socket_list"), 0),
+            (Atom("observer_backend"), Atom("socket_info"), 0),
         }
 
     async def which_applications() -> list[Any]:
@@ -199,7 +204,7 @@ def install(node: Node) -> None:
     node.allow_rpc("observer_backend", "sys_info", sys_info)
     node.allow_spawn("observer_backend", "procs_info", procs_info)
     node.allow_spawn("observer_backend", "fetch_stats", fetch_stats)
-    for listing in ("get_table_list", "get_port_list", "get_socket_list"):
+    for listing in ("get_table_list", "get_port_list", "get_socket_list", "socket_info"):
         node.allow_rpc("observer_backend", listing, no_entries)
     node.allow_rpc("code", "ensure_loaded", ensure_loaded)
     node.allow_rpc("erlang", "function_exported", function_exported)
