@@ -83,8 +83,9 @@ start_proxied(Node, Actor, Args, Opts, Link) ->
 actor(Pid) ->
     beam_bridge_proxy:actor(Pid).
 
-%% @private Spawn the actor from the calling process (its parent on the Python side),
-%% linked to it when `link' is true; no proxy.
+%% @doc Spawn the actor from the calling process (its parent on the Python side),
+%% linked to it when `link' is true, with no proxy: what a proxy (and `proxy => false')
+%% uses. Returns the Python pid.
 -spec spawn_actor(node(), atom(), term(), start_opts()) -> {ok, pid()} | ignore | {error, term()}.
 spawn_actor(Node, Actor, Args, Opts) ->
     Deadline = erlang:monotonic_time(millisecond) + maps:get(connect_wait, Opts, 1000),

@@ -13,7 +13,7 @@ main([PyNode, Ebin]) ->
     Child = beam_bridge:child_spec(#{id => counter, node => Py, actor => counter, args => 10}),
     {ok, Sup} = beam_bridge_sup:start_link(#{strategy => one_for_one, intensity => 3, period => 5}, [Child]),
     Counter = counter_pid(Sup),
-    io:format("child started on ~p: ~p~n", [node(Counter), Counter]),
+    io:format("child started on ~p: ~p~n", [node(beam_bridge:actor(Counter)), Counter]),
     ok = gen_server:cast(Counter, 5),
     io:format("after cast 5, get: ~p~n", [gen_server:call(Counter, get)]),
     {'EXIT', {{python_exception, Type, _Message, _Traceback}, _}} = (catch gen_server:call(Counter, crash)),

@@ -12,7 +12,7 @@ children = [
 {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one)
 
 for {id, pid, :worker, _} <- Enum.sort(Supervisor.which_children(sup)) do
-  IO.puts("#{id} runs on #{node(pid)}: get -> #{BeamBridge.call(pid, :get)}")
+  IO.puts("#{id} runs on #{node(:beam_bridge.actor(pid))}: get -> #{BeamBridge.call(pid, :get)}")
 end
 
 :ok = Supervisor.stop(sup)

@@ -102,8 +102,8 @@ async def test_child_spec_under_a_supervisor(app_beam: BeamNode, python: Node) -
         [{{counter, Pid, worker, _}}] = supervisor:which_children(Sup),
         Value = gen_server:call(Pid, get),
         unlink(Sup), exit(Sup, shutdown),
-        {{node(Pid), Value}}""")
-    assert result == (python.atom, 3)
+        {{node(beam_bridge:actor(Pid)), Value}}""")
+    assert result == (python.atom, 3)  # the child is a local proxy of the actor on the Python node
     started = await ev(app_beam, f"""
         {{ok, P}} = 'Elixir.BeamBridge':start_link(#{{node => {q(python.name)}, actor => counter, args => 4}}),
         V = gen_server:call(P, get), unlink(P), exit(P, kill), V""")

@@ -20,7 +20,7 @@ defmodule ElixirApp do
     {:ok, sup} = start_link(py_node)
     [{:counter, pid, :worker, _}] = Supervisor.which_children(sup)
     :ok = BeamBridge.cast(pid, 5)
-    IO.puts("counter on #{node(pid)}: #{BeamBridge.call(pid, :get)}")
+    IO.puts("counter on #{node(:beam_bridge.actor(pid))}: #{BeamBridge.call(pid, :get)}")
     IO.puts("ping: #{inspect(BeamBridge.ping(py_node))}")
     not_listed = catch_error(fn -> BeamBridge.rpc(py_node, :pymath, :add, [1, 2]) end)
     IO.puts("rpc of a function actors.py does not allow-list raises #{inspect(not_listed)}")
