@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from dist_proto.terms import Atom, ImproperList, Pid
 
@@ -166,6 +166,10 @@ class GenServer:
     _timer: asyncio.TimerHandle | None
     _token: Any
 
+    #: where the callbacks run: "loop" (the node's event loop) or "process" (a worker
+    #: OS process of its own, see python_actors.worker_placement)
+    placement: ClassVar[str] = "loop"
+
     # -- callbacks (override) -------------------------------------------------------
 
     def init(self, args: Any) -> Any:
@@ -278,6 +282,13 @@ class GenServer:
             runtime = caller.runtime
         elif caller is not None and caller.runtime is not runtime:
             caller = None
+        if cls.placement == "process":
+            from .worker_placement import start_in_worker
+
+            return await start_in_worker(
+                cls, args, runtime=runtime, name=name, link_to=caller if link else None,
+                timeout=timeout, parent=parent, trap_exit=trap_exit,
+            )
         if name is not None:
             existing = runtime.whereis(name)
             if existing is not None:

@@ -33,7 +33,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from dist_proto.terms import Atom, ImproperList, Pid, Reference
 
@@ -60,6 +60,15 @@ _PROCESS = Atom("process")
 _UNDEFINED = Atom("undefined")
 _BUDGET_PER_PROC = 64
 _BUDGET_PER_PASS = 4096
+
+
+class Service(Protocol):
+    """A runtime-owned helper object (e.g. a pool of worker OS processes)."""
+
+    async def aclose(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
 
 
 def _key(pid: Pid) -> int:
@@ -110,6 +119,7 @@ class Runtime(InboundMixin):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        self._services: dict[str, Service] = {}
         #: the pid signals from outside any process are sent from (never alive)
         self.system_pid = Pid(self.node, 0, 0, creation)
 
@@ -153,6 +163,16 @@ class Runtime(InboundMixin):
 
     def _later(self, fn: Callable[..., Any], *args: Any) -> None:
         self._loop_().call_soon(fn, *args)
+
+    def service(self, key: str, factory: Callable[[], S]) -> S:
+        """The runtime's helper object under ``key``, made by ``factory()`` on first use;
+        its ``aclose()`` is awaited by :meth:`stop` once every process has stopped."""
+        svc = self._services.get(key)
+        if svc is None:
+            if self._stopped:
+                raise RuntimeError("runtime is stopped")
+            svc = self._services[key] = factory()
+        return svc  # type: ignore[return-value]
 
     # -- processes ------------------------------------------------------------------
 
@@ -715,6 +735,9 @@ class Runtime(InboundMixin):
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        services, self._services = self._services, {}
+        for svc in reversed(services.values()):
+            await svc.aclose()
 
 
 def _alias_of(tag: Any) -> Reference | None:
