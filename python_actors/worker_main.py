@@ -134,6 +134,9 @@ class _WorkerRuntime:
     def _loop_(self) -> _Timers:
         return self._timers
 
+    def _deliver(self, proc: Process, msg: Any) -> None:
+        """Named by ``GenServer._set_timeout``; the node's timer delivers instead."""
+
     def __getattr__(self, name: str) -> Any:
         raise WorkerPlacementError(
             f"runtime.{name.lstrip('_')} is not available to an actor placed in a worker "
@@ -303,4 +306,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run as the importable module, so its classes (WorkerPlacementError) carry
+    # their real module name rather than __main__'s
+    from python_actors.worker_main import main as _main
+
+    _main()
