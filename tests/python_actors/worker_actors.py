@@ -148,3 +148,22 @@ def burn(n: int) -> int:
     for i in range(n):
         total = (total + i * i) % 1_000_003
     return total
+
+
+class Spinner(GenServer):
+    """For Erlang callers: ``get``, ``os_pid``; the cast ``spin`` never returns."""
+
+    placement = "process"
+
+    def init(self, start: Any) -> Any:
+        return Ok(start)
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+        if request == Atom("os_pid"):
+            return Reply(os.getpid(), state)
+        return Reply(state, state)
+
+    def handle_cast(self, request: Any, state: Any) -> Any:
+        while request == Atom("spin"):
+            pass
+        return NoReply(state)
