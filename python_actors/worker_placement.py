@@ -44,12 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
-import signal
 import sys
-from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom, Pid
@@ -57,6 +53,7 @@ from dist_proto.terms import Atom, Pid
 from . import worker_channel as ch
 from .errors import KILLED, NORMAL, SHUTDOWN, TIMEOUT, BadArg, StartError
 from .process import IDLE, RUNNING, Process
+from .worker_pool import POOL_KEY, WorkerChannel, WorkerPool, configure_worker_pool
 
 if TYPE_CHECKING:
     from .gen_server import GenServer
@@ -66,212 +63,8 @@ __all__ = ["POOL_KEY", "WorkerPool", "WorkerProxy", "configure_worker_pool", "st
 
 log = logging.getLogger("python_actors")
 
-#: the key of the pool in ``Runtime.service``
-POOL_KEY = "worker_placement"
 WORKER_EXITED = Atom("worker_exited")
 _ALREADY_STARTED = Atom("already_started")
-_NODE_PID_ENV = "PYTHON_ACTORS_NODE_PID"
-
-
-class WorkerChannel:
-    """The node's end of one worker OS process: frames out, frames in, SIGKILL."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        self.os_pid: int = process.pid
-        self._killed = False
-        self._reader: asyncio.Task[None] | None = None
-        self._on_frame: Callable[[tuple[Any, ...]], None] | None = None
-        self._on_exit: Callable[[int], None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<WorkerChannel os_pid={self.os_pid}{' killed' if self._killed else ''}>"
-
-    @classmethod
-    async def spawn(cls) -> WorkerChannel:
-        """Start a worker OS process and wait until it says ``ready``."""
-        env = dict(os.environ)
-        path = [p or os.getcwd() for p in sys.path]
-        env["PYTHONPATH"] = os.pathsep.join(path)
-        env[_NODE_PID_ENV] = str(os.getpid())
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "python_actors.worker_main",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-        )
-        channel = cls(process)
-        try:
-            assert process.stdout is not None
-            frame = await ch.read_frame(process.stdout)
-            if frame is None or frame[0] != ch.READY:
-                raise ch.ChannelError(f"worker {process.pid} did not start: {frame!r}")
-        except BaseException:
-            channel.kill()
-            await channel.wait_closed()
-            raise
-        return channel
-
-    @property
-    def alive(self) -> bool:
-        return not self._killed and self._process.returncode is None
-
-    def attach(self, on_frame: Callable[[tuple[Any, ...]], None], on_exit: Callable[[int], None]) -> None:
-        """Start dispatching frames to ``on_frame`` and the exit status to ``on_exit``
-        (unless the node killed the worker first)."""
-        self._on_frame, self._on_exit = on_frame, on_exit
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        stdout = self._process.stdout
-        assert stdout is not None
-        try:
-            while not self._killed:
-                frame = await ch.read_frame(stdout)
-                if frame is None or self._killed:
-                    break
-                assert self._on_frame is not None
-                try:
-                    self._on_frame(frame)
-                except Exception:
-                    log.exception("worker %d: frame %r failed", self.os_pid, frame[0])
-        except ch.ChannelError as exc:
-            log.error("worker %d broke the channel: %s", self.os_pid, exc)
-            self._signal()
-        status = await self._process.wait()
-        if not self._killed and self._on_exit is not None:
-            self._killed = True
-            self._on_exit(128 - status if status < 0 else status)
-
-    def send(self, frame: tuple[Any, ...]) -> None:
-        """Queue one frame (never blocks the loop; see :meth:`drain`)."""
-        stdin = self._process.stdin
-        if stdin is not None and not self._killed and not stdin.is_closing():
-            stdin.write(ch.pack(frame))
-
-    async def drain(self) -> None:
-        """Wait while the pipe to the worker is above asyncio's high-water mark."""
-        stdin = self._process.stdin
-        if stdin is not None and not self._killed:
-            try:
-                await stdin.drain()
-            except (ConnectionError, BrokenPipeError):
-                pass
-
-    def _signal(self) -> None:
-        if self._process.returncode is None:
-            try:
-                self._process.send_signal(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def kill(self) -> None:
-        """SIGKILL the worker now; no frame is dispatched after this."""
-        self._killed = True
-        self._signal()
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-
-    async def wait_closed(self) -> None:
-        """Wait until the worker is reaped and the reader has stopped."""
-        reader = self._reader
-        if reader is not None and reader is not asyncio.current_task():
-            await asyncio.gather(reader, return_exceptions=True)
-        await self._process.wait()
-
-
-class WorkerPool:
-    """The worker OS processes of one runtime: ``spares`` warm ones kept ready, and
-    every one handed out, so :meth:`aclose` leaves none behind."""
-
-    def __init__(self, spares: int = 1) -> None:
-        self.spares = spares
-        self._ready: deque[WorkerChannel] = deque()
-        self._starting = 0
-        self._all: set[WorkerChannel] = set()
-        self._starters: set[asyncio.Task[Any]] = set()
-        self._reapers: set[asyncio.Task[Any]] = set()
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<WorkerPool spares={len(self._ready)}/{self.spares} workers={len(self._all)}>"
-
-    def worker_pids(self) -> list[int]:
-        """The OS pids of the live workers (spares and in use)."""
-        return sorted(c.os_pid for c in self._all if c.alive)
-
-    async def take(self) -> WorkerChannel:
-        """A warm worker if one is ready, else a new one; a replacement spare is started."""
-        if self._closed:
-            raise RuntimeError("worker pool is closed")
-        while self._ready:
-            channel = self._ready.popleft()
-            if channel.alive:
-                self._refill()
-                return channel
-            self._all.discard(channel)
-        self._refill()
-        return await self._spawn()
-
-    def release(self, channel: WorkerChannel) -> None:
-        """Kill a worker whose actor has ended; its spare has already been started."""
-        channel.kill()
-        self._watch(self._reapers, self._reap(channel))
-
-    async def _spawn(self) -> WorkerChannel:
-        channel = await WorkerChannel.spawn()
-        if self._closed:
-            channel.kill()
-            await channel.wait_closed()
-            raise RuntimeError("worker pool is closed")
-        self._all.add(channel)
-        return channel
-
-    def _refill(self) -> None:
-        while not self._closed and len(self._ready) + self._starting < self.spares:
-            self._starting += 1
-            self._watch(self._starters, self._start_spare())
-
-    async def _start_spare(self) -> None:
-        try:
-            channel = await self._spawn()
-        except Exception as exc:
-            if not self._closed:
-                log.error("could not start a spare worker process: %r", exc)
-            return
-        finally:
-            self._starting -= 1
-        self._ready.append(channel)
-
-    async def _reap(self, channel: WorkerChannel) -> None:
-        await channel.wait_closed()
-        self._all.discard(channel)
-
-    @staticmethod
-    def _watch(tasks: set[asyncio.Task[Any]], coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def aclose(self) -> None:
-        """Kill every worker (spares and in use) and wait until each is reaped."""
-        self._closed = True
-        starters = list(self._starters)
-        for task in starters:
-            task.cancel()
-        await asyncio.gather(*starters, return_exceptions=True)
-        channels = list(self._all)
-        for channel in channels:
-            channel.kill()
-        await asyncio.gather(*(c.wait_closed() for c in channels), return_exceptions=True)
-        await asyncio.gather(*list(self._reapers), return_exceptions=True)
-        self._all.clear()
-        self._ready.clear()
-
-
-def configure_worker_pool(runtime: Runtime, *, spares: int = 1) -> WorkerPool:
-    """Set how many warm spare workers ``runtime`` keeps (before or after first use)."""
-    pool = runtime.service(POOL_KEY, lambda: WorkerPool(spares))
-    pool.spares = spares
-    return pool
 
 
 class _Timeout:

@@ -353,5 +353,7 @@ async def test_no_orphans_when_the_node_process_dies(tmp_path: Path) -> None:
     finally:
         node.kill()
         node.wait()
+        if node.stdout is not None:
+            node.stdout.close()
     for w in workers:
         assert await gone(w), f"worker {w} outlived its node"
