@@ -154,9 +154,23 @@ class _Host:
         self._proc: Process | None = None
         self._continue: Any = None
         self._trap = False
+        self._batch: list[bytes] | None = None
 
     def emit(self, frame: tuple[Any, ...]) -> None:
-        ch.write_frame_blocking(self._wfd, ch.pack(frame))
+        """Send one effect: batched while a callback runs synchronously (one write
+        per message handled), written at once otherwise (an async callback, a
+        reply deferred with ``call_later``)."""
+        data = ch.pack(frame)
+        if self._batch is not None:
+            self._batch.append(data)
+        else:
+            ch.write_frame_blocking(self._wfd, data)
+
+    def flush(self) -> None:
+        """Write the batched effects and stop batching."""
+        batch, self._batch = self._batch, None
+        if batch:
+            ch.write_frame_blocking(self._wfd, b"".join(batch))
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
         self.emit((ch.READY, os.getpid()))
@@ -164,17 +178,21 @@ class _Host:
             frame = await ch.read_frame(reader)
             if frame is None:
                 return
-            kind = frame[0]
-            if kind == ch.INIT:
-                if not await self._init(*frame[1:]):
-                    return
-            else:
-                await self._step(frame)
-            proc = self._proc
-            if proc is None or not proc.alive:
+            self._batch = []
+            try:
+                if frame[0] == ch.INIT:
+                    going = await self._init(*frame[1:])
+                else:
+                    await self._step(frame)
+                    proc = self._proc
+                    going = proc is not None and proc.alive
+                    if going:
+                        self._sync_trap()
+                        self.emit((ch.DONE,))
+            finally:
+                self.flush()
+            if not going:
                 return
-            self._sync_trap()
-            self.emit((ch.DONE,))
 
     def _sync_trap(self) -> None:
         proc = self._proc
@@ -203,6 +221,7 @@ class _Host:
             _current.set(proc)
             res = inst._init_(args)
             if inspect.isawaitable(res):
+                self.flush()
                 res = await res
         except Exception as exc:
             self.emit((ch.INIT_CRASH, reason_of(exc)))
@@ -257,6 +276,7 @@ class _Host:
             else:
                 raise ch.ChannelError(f"unknown frame {kind!r}")
             if pending is not None:
+                self.flush()
                 await pending
         except ch.ChannelError:
             raise
