@@ -201,11 +201,11 @@ class _Host:
             self.emit((ch.TRAP, proc.trap))
 
     async def _init(
-        self, main_path: str | None, payload: bytes, pid: Pid, parent: Pid, trap: bool
+        self, main_ref: tuple[str, str] | None, payload: bytes, pid: Pid, parent: Pid, trap: bool
     ) -> bool:
         try:
-            if main_path is not None and "__mp_main__" not in sys.modules:
-                _load_main(main_path)
+            if main_ref is not None and "__mp_main__" not in sys.modules:
+                _load_main(*main_ref)
             cls, args = pickle.loads(payload)
             inst = cls()
             rt = _WorkerRuntime(self, pid.node)
@@ -293,14 +293,18 @@ class _Host:
             proc.runtime._exit_process(proc, reason_of(exc))
 
 
-def _load_main(path: str) -> None:
-    """Let classes of the node's ``__main__`` be unpickled here: run its script as
-    ``__mp_main__`` (its ``if __name__ == "__main__"`` block does not run)."""
+def _load_main(kind: str, where: str) -> None:
+    """Let classes of the node's ``__main__`` be unpickled here: run its module or
+    script as ``__mp_main__`` (its ``if __name__ == "__main__"`` block does not run)."""
     import types
 
     module = types.ModuleType("__mp_main__")
     sys.modules["__mp_main__"] = module
-    module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
+    if kind == "module":
+        namespace = runpy.run_module(where, run_name="__mp_main__", alter_sys=False)
+    else:
+        namespace = runpy.run_path(where, run_name="__mp_main__")
+    module.__dict__.update(namespace)
     sys.modules["__main__"] = module
 
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 from dist_proto.terms import Atom, Pid
 
 from . import worker_channel as ch
-from .errors import KILLED, NORMAL, SHUTDOWN, TIMEOUT, BadArg, StartError
+from .errors import KILLED, NORMAL, SHUTDOWN, TIMEOUT, BadArg, StartError, reason_of
 from .process import IDLE, RUNNING, Process
 from .worker_pool import POOL_KEY, WorkerChannel, WorkerPool, configure_worker_pool
 
@@ -112,9 +112,7 @@ class WorkerProxy:
         loop = asyncio.get_running_loop()
         self._init = init = loop.create_future()
         channel.attach(self._on_frame, self._on_worker_exit)
-        main = sys.modules.get("__main__")
-        main_path = getattr(main, "__file__", None) if cls.__module__ == "__main__" else None
-        channel.send((ch.INIT, main_path, pickle.dumps((cls, args)), proc.pid, parent, proc.trap))
+        channel.send((ch.INIT, _main_ref(cls), pickle.dumps((cls, args)), proc.pid, parent, proc.trap))
         await channel.drain()
         outcome: tuple[Any, ...] = await init
         return outcome
@@ -262,6 +260,12 @@ async def start_in_worker(
         _unlink_caller(runtime, link_to, proc)
         runtime._exit_process(proc, KILLED)
         raise StartError(TIMEOUT) from None
+    except (OSError, ch.ChannelError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        # no worker could be started, or the class or argument cannot be pickled
+        reason = reason_of(exc)
+        _unlink_caller(runtime, link_to, proc)
+        runtime._exit_process(proc, reason)
+        raise StartError(reason) from exc
     except BaseException:
         runtime._exit_process(proc, KILLED)
         raise
@@ -284,6 +288,19 @@ async def start_in_worker(
         log.error("%s crashed in init: %r", proc.pid, reason)
     runtime._exit_process(proc, reason)
     raise StartError(reason)
+
+
+def _main_ref(cls: type) -> tuple[str, str] | None:
+    """How a worker finds a class defined in the node's ``__main__``: the module
+    name it was run as (``python -m pkg.app``) or its script path."""
+    if cls.__module__ != "__main__":
+        return None
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        return ("module", spec.name)
+    path = getattr(main, "__file__", None)
+    return ("path", path) if path else None
 
 
 def _unlink_caller(runtime: Runtime, caller: Process | None, proc: Process) -> None:

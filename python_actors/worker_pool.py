@@ -248,7 +248,7 @@ class WorkerPool:
             if channel.alive:
                 self._refill()
                 return channel
-            self._all.discard(channel)
+            self.release(channel)
         self._refill()
         return await self._spawn()
 

@@ -109,6 +109,13 @@ async def test_init_outcomes(rt: Runtime) -> None:
     assert len(pool.worker_pids()) == pool.spares
 
 
+async def test_start_argument_that_cannot_be_pickled(rt: Runtime) -> None:
+    with pytest.raises(StartError) as ei:
+        await Worker.start((0, lambda: None), runtime=rt, name="never")
+    assert ei.value.reason[0] == Atom("python_exception")
+    assert rt.processes() == [] and rt.whereis("never") is None
+
+
 async def test_already_started_and_start_timeout(rt: Runtime) -> None:
     pid = await Worker.start((0, None), runtime=rt, name="only")
     with pytest.raises(StartError) as ei:
