@@ -6,8 +6,10 @@ Every core: the throughput of CPU-bound calls (a pure-Python loop of ``--n``
 steps per call, ``--k`` calls) served by 1 and by 2 process-placed actors, with
 one client per actor, and the same workload on placement "loop" (one thread: 2
 actors cannot beat 1). In the same run, the same loop in Erlang served by 1 and
-by 2 processes of an ``erl +S 2`` node (bench_workers.erl). Prints medians of
-``--runs`` runs and the 2-vs-1 ratios (target on 2 cores: >= 1.8).
+by 2 processes of an ``erl +S 2`` node (bench_workers.erl), and in 1 and 2 plain
+forked Python processes with no actors (the machine's ceiling at that moment: on
+a shared machine other load takes cores too). Prints medians of ``--runs`` runs
+and the 2-vs-1 ratios (target on 2 idle cores: >= 1.8).
 
 Cost: start latency of a process-placed actor with a warm spare ready and with
 none (cold: a new interpreter), ``gen_server:call`` p50 of a small request, and
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import shutil
 import statistics
 import subprocess
@@ -80,6 +83,23 @@ async def throughput(cls: type[GenServer], actors: int, n: int, k: int) -> float
         t0 = time.perf_counter()
         await asyncio.gather(*(client(pid) for pid in pids))
         return k / (time.perf_counter() - t0)
+
+
+def _burn_many(n: int, calls: int) -> None:
+    for _ in range(calls):
+        burn(n)
+
+
+def plain_processes(processes: int, n: int, k: int) -> float:
+    """Calls per second of the same work in forked processes without any actor."""
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_burn_many, args=(n, k // processes)) for _ in range(processes)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return k / (time.perf_counter() - t0)
 
 
 async def wait_spares(pool: WorkerPool, count: int) -> None:
@@ -167,8 +187,10 @@ async def main() -> None:
     med = statistics.median
 
     print(f"CPU-bound calls: burn({args.n}) x {args.k}, median of {args.runs} runs (calls/s)")
-    rows: dict[str, list[float]] = {k: [] for k in ("p1", "p2", "l1", "l2")}
+    rows: dict[str, list[float]] = {k: [] for k in ("p1", "p2", "l1", "l2", "m1", "m2")}
     for _ in range(args.runs):
+        rows["m1"].append(plain_processes(1, args.n, args.k))
+        rows["m2"].append(plain_processes(2, args.n, args.k))
         rows["p1"].append(await throughput(ProcessBurner, 1, args.n, args.k))
         rows["p2"].append(await throughput(ProcessBurner, 2, args.n, args.k))
         rows["l1"].append(await throughput(LoopBurner, 1, args.n, args.k))
@@ -177,14 +199,16 @@ async def main() -> None:
     table = [
         ("python placement=process", med(rows["p1"]), med(rows["p2"])),
         ("python placement=loop", med(rows["l1"]), med(rows["l2"])),
+        ("python plain processes", med(rows["m1"]), med(rows["m2"])),
     ]
     if beam is not None:
         table.append(("BEAM erl +S 2", med(beam["one"]), med(beam["two"])))
     print(f"  {'':28} {'1 actor':>10} {'2 actors':>10} {'2 vs 1':>8}")
     for label, one, two in table:
         print(f"  {label:28} {one:10.1f} {two:10.1f} {two / one:7.2f}x")
-    p2_ratios = [b / a for a, b in zip(rows["p1"], rows["p2"])]
-    print(f"  process 2-vs-1 per run: {', '.join(f'{r:.2f}' for r in p2_ratios)}")
+    for label, one, two in (("process", "p1", "p2"), ("plain processes", "m1", "m2")):
+        ratios = [b / a for a, b in zip(rows[one], rows[two])]
+        print(f"  {label} 2-vs-1 per run: {', '.join(f'{r:.2f}' for r in ratios)}")
     if beam is not None:
         print(f"  per-call time, python process / BEAM: {med(beam['one']) / med(rows['p1']):.1f}x")
 

@@ -5,7 +5,7 @@ behind a 4-byte big-endian length. The node writes to the worker's stdin and rea
 its stdout (the worker moves its own ``print`` output to stderr first, see
 :mod:`python_actors.worker_main`).
 
-Node to worker: ``init``, ``msg`` (a pickled message, unpickled by the worker so
+Node to worker: ``preload`` (modules a spare imports while idle), ``init``, ``msg`` (a pickled message, unpickled by the worker so
 a message it cannot load is dropped on its side, not a broken stream),
 ``timeout``, ``continue``, ``stop``. Worker to node: ``ready``, the effects of a
 callback in the order it made them (``send``, ``reply``, ``exit2``, ``link``,
@@ -37,6 +37,7 @@ MSG = "msg"
 TIMEOUT = "timeout"
 CONTINUE = "continue"
 STOP = "stop"
+PRELOAD = "preload"
 # worker -> node
 READY = "ready"
 SEND = "send"

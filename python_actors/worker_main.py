@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib
 import inspect
 import logging
 import os
@@ -178,6 +179,9 @@ class _Host:
             frame = await ch.read_frame(reader)
             if frame is None:
                 return
+            if frame[0] == ch.PRELOAD:
+                _preload(frame[1])
+                continue
             self._batch = []
             try:
                 if frame[0] == ch.INIT:
@@ -300,12 +304,30 @@ def _load_main(kind: str, where: str) -> None:
 
     module = types.ModuleType("__mp_main__")
     sys.modules["__mp_main__"] = module
-    if kind == "module":
-        namespace = runpy.run_module(where, run_name="__mp_main__", alter_sys=False)
-    else:
-        namespace = runpy.run_path(where, run_name="__mp_main__")
+    try:
+        if kind == "module":
+            namespace = runpy.run_module(where, run_name="__mp_main__", alter_sys=False)
+        else:
+            namespace = runpy.run_path(where, run_name="__mp_main__")
+    except BaseException:
+        del sys.modules["__mp_main__"]
+        raise
     module.__dict__.update(namespace)
     sys.modules["__main__"] = module
+
+
+def _preload(refs: list[tuple[str, tuple[str, str] | None]]) -> None:
+    """Import the modules of the classes the node has started before (a spare's
+    idle time); a failure here is left for ``init`` to report."""
+    for module, ref in refs:
+        try:
+            if ref is not None:
+                if "__mp_main__" not in sys.modules:
+                    _load_main(*ref)
+            else:
+                importlib.import_module(module)
+        except Exception as exc:
+            log.debug("preload of %s failed: %r", module, exc)
 
 
 async def _serve(rfd: int, wfd: int) -> None:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-import sys
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom, Pid
@@ -53,7 +52,7 @@ from dist_proto.terms import Atom, Pid
 from . import worker_channel as ch
 from .errors import KILLED, NORMAL, SHUTDOWN, TIMEOUT, BadArg, StartError, reason_of
 from .process import IDLE, RUNNING, Process
-from .worker_pool import POOL_KEY, WorkerChannel, WorkerPool, configure_worker_pool
+from .worker_pool import POOL_KEY, WorkerChannel, WorkerPool, configure_worker_pool, main_ref
 
 if TYPE_CHECKING:
     from .gen_server import GenServer
@@ -112,7 +111,7 @@ class WorkerProxy:
         loop = asyncio.get_running_loop()
         self._init = init = loop.create_future()
         channel.attach(self._on_frame, self._on_worker_exit)
-        channel.send((ch.INIT, _main_ref(cls), pickle.dumps((cls, args)), proc.pid, parent, proc.trap))
+        channel.send((ch.INIT, main_ref(cls), pickle.dumps((cls, args)), proc.pid, parent, proc.trap))
         await channel.drain()
         outcome: tuple[Any, ...] = await init
         return outcome
@@ -244,6 +243,7 @@ async def start_in_worker(
         if existing is not None:
             raise StartError((_ALREADY_STARTED, existing))
     pool = runtime.service(POOL_KEY, WorkerPool)
+    pool.preload(cls)
     proc = runtime._add(link_to, link=link_to is not None)
     if trap_exit:
         proc.trap = True
@@ -288,19 +288,6 @@ async def start_in_worker(
         log.error("%s crashed in init: %r", proc.pid, reason)
     runtime._exit_process(proc, reason)
     raise StartError(reason)
-
-
-def _main_ref(cls: type) -> tuple[str, str] | None:
-    """How a worker finds a class defined in the node's ``__main__``: the module
-    name it was run as (``python -m pkg.app``) or its script path."""
-    if cls.__module__ != "__main__":
-        return None
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and getattr(spec, "name", None):
-        return ("module", spec.name)
-    path = getattr(main, "__file__", None)
-    return ("path", path) if path else None
 
 
 def _unlink_caller(runtime: Runtime, caller: Process | None, proc: Process) -> None:

@@ -30,7 +30,7 @@ from . import worker_channel as ch
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["POOL_KEY", "WorkerChannel", "WorkerPool", "configure_worker_pool"]
+__all__ = ["POOL_KEY", "WorkerChannel", "WorkerPool", "configure_worker_pool", "main_ref"]
 
 log = logging.getLogger("python_actors")
 
@@ -38,6 +38,19 @@ log = logging.getLogger("python_actors")
 POOL_KEY = "worker_placement"
 _NODE_PID_ENV = "PYTHON_ACTORS_NODE_PID"
 _POLL_INTERVAL = 0.05
+
+
+def main_ref(cls: type) -> tuple[str, str] | None:
+    """How a worker finds a class defined in the node's ``__main__``: the module
+    name it was run as (``python -m pkg.app``) or its script path."""
+    if cls.__module__ != "__main__":
+        return None
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        return ("module", spec.name)
+    path = getattr(main, "__file__", None)
+    return ("path", path) if path else None
 
 
 class _PipeWriter(asyncio.Protocol):
@@ -231,6 +244,8 @@ class WorkerPool:
         self._starters: set[asyncio.Task[Any]] = set()
         self._reapers: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: modules of the classes started so far, imported by each new spare
+        self._preload: dict[tuple[str, tuple[str, str] | None], None] = {}
 
     def __repr__(self) -> str:
         return f"<WorkerPool spares={len(self._ready)}/{self.spares} workers={len(self._all)}>"
@@ -251,6 +266,11 @@ class WorkerPool:
             self.release(channel)
         self._refill()
         return await self._spawn()
+
+    def preload(self, cls: type) -> None:
+        """Have every spare started from now on import ``cls``'s module while idle,
+        so the next start of such an actor (a restart, say) does not wait for it."""
+        self._preload[(cls.__module__, main_ref(cls))] = None
 
     def prewarm(self) -> None:
         """Start spares up to :attr:`spares` now (when called with a running loop)."""
@@ -288,6 +308,8 @@ class WorkerPool:
             return
         finally:
             self._starting -= 1
+        if self._preload:
+            channel.send((ch.PRELOAD, list(self._preload)))
         self._ready.append(channel)
 
     async def _reap(self, channel: WorkerChannel) -> None:
