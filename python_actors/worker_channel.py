@@ -7,7 +7,7 @@ its stdout (the worker moves its own ``print`` output to stderr first, see
 
 Node to worker: ``preload`` (modules a spare imports while idle), ``init``, ``msg`` (a pickled message, unpickled by the worker so
 a message it cannot load is dropped on its side, not a broken stream),
-``timeout``, ``continue``, ``stop``. Worker to node: ``ready``, the effects of a
+``timeout``, ``continue``, ``stop``. Worker to node: ``ready``, ``preloaded``, the effects of a
 callback in the order it made them (``send``, ``reply``, ``exit2``, ``link``,
 ``unlink``, ``trap``, ``arm``), the outcome of ``init`` (``init_ok``,
 ``init_ignore``, ``init_stop``, ``init_crash``), ``exit`` and ``done``.
@@ -40,6 +40,7 @@ STOP = "stop"
 PRELOAD = "preload"
 # worker -> node
 READY = "ready"
+PRELOADED = "preloaded"
 SEND = "send"
 REPLY = "reply"
 EXIT2 = "exit2"

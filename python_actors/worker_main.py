@@ -51,6 +51,8 @@ log = logging.getLogger("python_actors.worker")
 NODE_PID_ENV = "PYTHON_ACTORS_NODE_PID"
 _PR_SET_PDEATHSIG = 1
 _BAD_RETURN = Atom("bad_return_value")
+_SYSTEM = Atom("system")
+_GET_STATE = Atom("get_state")
 
 
 class WorkerPlacementError(Exception):
@@ -181,6 +183,7 @@ class _Host:
                 return
             if frame[0] == ch.PRELOAD:
                 _preload(frame[1])
+                self.emit((ch.PRELOADED,))
                 continue
             self._batch = []
             try:
@@ -270,6 +273,9 @@ class _Host:
                 except Exception as exc:
                     log.error("%s dropped a message it cannot load here: %r", proc.pid, exc)
                     return
+                if _is_get_state(msg):
+                    self._reply_state(msg[1], inst._state)
+                    return
                 pending = inst._handle(msg)
             elif kind == ch.TIMEOUT:
                 pending = inst._handle(self.timeout_msg)
@@ -287,6 +293,15 @@ class _Host:
         except BaseException as exc:  # sys.exit() or a bug: end the actor like the runtime
             if proc.alive:
                 self._end(reason_of(exc))
+
+    def _reply_state(self, from_: Any, state: Any) -> None:
+        """``sys:get_state``: the state, or ``{error, {state_not_picklable, Why}}``
+        (the state of a process-placed actor may be anything; that is no crash)."""
+        try:
+            self.emit((ch.REPLY, from_, state))
+        except Exception as exc:
+            why = (Atom("state_not_picklable"), repr(exc).encode())
+            self.emit((ch.REPLY, from_, (Atom("error"), why)))
 
     def _end(self, reason: Any) -> None:
         proc = self._proc
@@ -314,6 +329,10 @@ def _load_main(kind: str, where: str) -> None:
         raise
     module.__dict__.update(namespace)
     sys.modules["__main__"] = module
+
+
+def _is_get_state(msg: Any) -> bool:
+    return type(msg) is tuple and len(msg) == 3 and msg[0] == _SYSTEM and msg[2] == _GET_STATE
 
 
 def _preload(refs: list[tuple[str, tuple[str, str] | None]]) -> None:

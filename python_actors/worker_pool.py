@@ -153,6 +153,13 @@ class WorkerChannel:
             raise
         return channel
 
+    async def preload(self, refs: list[Any]) -> None:
+        """Have a spare import modules now (before it is attached to an actor)."""
+        self.send((ch.PRELOAD, refs))
+        frame = await ch.read_frame(self._stdout)
+        if frame is None or frame[0] != ch.PRELOADED:
+            raise ch.ChannelError(f"worker {self.os_pid} failed to preload: {frame!r}")
+
     def _check_exit(self) -> None:
         self._poll = None
         status = self._popen.poll()
@@ -242,6 +249,7 @@ class WorkerPool:
         self._starting = 0
         self._all: set[WorkerChannel] = set()
         self._starters: set[asyncio.Task[Any]] = set()
+        self._waiters: deque[asyncio.Future[WorkerChannel | None]] = deque()
         self._reapers: set[asyncio.Task[Any]] = set()
         self._closed = False
         #: modules of the classes started so far, imported by each new spare
@@ -255,7 +263,8 @@ class WorkerPool:
         return sorted(c.os_pid for c in self._all if c.alive)
 
     async def take(self) -> WorkerChannel:
-        """A warm worker if one is ready, else a new one; a replacement spare is started."""
+        """A warm worker: a ready spare, else the next spare to get ready, else a new
+        one. A replacement spare is started."""
         if self._closed:
             raise RuntimeError("worker pool is closed")
         while self._ready:
@@ -264,6 +273,13 @@ class WorkerPool:
                 self._refill()
                 return channel
             self.release(channel)
+        if self._starting > len(self._waiters):
+            waiter: asyncio.Future[WorkerChannel | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            got = await waiter
+            if got is not None:
+                self._refill()
+                return got
         self._refill()
         return await self._spawn()
 
@@ -300,17 +316,31 @@ class WorkerPool:
             self._watch(self._starters, self._start_spare())
 
     async def _start_spare(self) -> None:
+        channel: WorkerChannel | None = None
         try:
             channel = await self._spawn()
+            if self._preload:
+                await channel.preload(list(self._preload))
         except Exception as exc:
             if not self._closed:
                 log.error("could not start a spare worker process: %r", exc)
-            return
+            if channel is not None:
+                self.release(channel)
+                channel = None
         finally:
             self._starting -= 1
-        if self._preload:
-            channel.send((ch.PRELOAD, list(self._preload)))
-        self._ready.append(channel)
+        self._hand_over(channel)
+
+    def _hand_over(self, channel: WorkerChannel | None) -> None:
+        """Give a new spare to the first start waiting for one, else keep it ready
+        (None: it failed, a waiter then starts its own)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(channel)
+                return
+        if channel is not None:
+            self._ready.append(channel)
 
     async def _reap(self, channel: WorkerChannel) -> None:
         await channel.wait_closed()
@@ -329,6 +359,8 @@ class WorkerPool:
         for task in starters:
             task.cancel()
         await asyncio.gather(*starters, return_exceptions=True)
+        while self._waiters:
+            self._hand_over(None)
         channels = list(self._all)
         for channel in channels:
             channel.kill()

@@ -199,6 +199,15 @@ async def test_bad_return_value_and_unpicklable_reply(rt: Runtime) -> None:
 async def test_unpicklable_state_stays_in_the_worker(rt: Runtime) -> None:
     pid = await Worker.start(("lock", None), runtime=rt)
     assert await call(pid, "lock_type", runtime=rt) == "lock"
+    me = probe(rt)
+    me.send(pid, (Atom("system"), (me.pid, "tag"), Atom("get_state")))
+    tag, answer = await me.receive(timeout=10)
+    assert tag == "tag" and answer[0] == Atom("error") and answer[1][0] == Atom("state_not_picklable")
+    assert await call(pid, "lock_type", runtime=rt) == "lock"  # still alive
+
+    counter = await Worker.start((42, None), runtime=rt)
+    me.send(counter, (Atom("system"), (me.pid, "tag2"), Atom("get_state")))
+    assert await me.receive(timeout=10) == ("tag2", 42)
 
 
 async def test_effects_reach_the_node_in_order(rt: Runtime) -> None:
