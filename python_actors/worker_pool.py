@@ -258,6 +258,10 @@ class WorkerPool:
     def __repr__(self) -> str:
         return f"<WorkerPool spares={len(self._ready)}/{self.spares} workers={len(self._all)}>"
 
+    def ready_spares(self) -> int:
+        """How many spares are started, preloaded and waiting for an actor."""
+        return sum(1 for c in self._ready if c.alive)
+
     def worker_pids(self) -> list[int]:
         """The OS pids of the live workers (spares and in use)."""
         return sorted(c.os_pid for c in self._all if c.alive)

@@ -78,6 +78,24 @@ async def test_call_cast_info_run_in_the_worker(rt: Runtime) -> None:
     assert await call(pid, "defer", runtime=rt) == "deferred"
 
 
+async def test_an_actor_takes_a_warm_spare_and_a_new_spare_is_made(rt: Runtime) -> None:
+    pool = configure_worker_pool(rt, spares=1)
+    for _ in range(1000):
+        if pool.worker_pids():
+            break
+        await asyncio.sleep(0.02)
+    [spare] = pool.worker_pids()
+    pid = await Worker.start((0, None), runtime=rt)
+    assert os_pid_of(rt, pid) == spare
+    for _ in range(1000):
+        if len(pool.worker_pids()) == 2:
+            break
+        await asyncio.sleep(0.02)
+    [new_spare] = set(pool.worker_pids()) - {spare}
+    other = await Worker.start((0, None), runtime=rt)
+    assert os_pid_of(rt, other) == new_spare
+
+
 async def test_async_callbacks(rt: Runtime) -> None:
     pid = await AsyncWorker.start(runtime=rt)
     assert await call(pid, "a", runtime=rt) == "a"
