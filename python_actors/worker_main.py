@@ -365,6 +365,8 @@ async def _serve(rfd: int, wfd: int) -> None:
 def main() -> None:
     """Run one worker until the node closes the channel or the actor ends."""
     _die_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group: the node decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     rfd, wfd = _take_channel()
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     asyncio.run(_serve(rfd, wfd))

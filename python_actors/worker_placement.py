@@ -137,13 +137,11 @@ class WorkerProxy:
                 return None
         channel = self._channel
         assert channel is not None
+        # The process is busy until the worker says done: one message at a time is
+        # in the pipe, so the write buffer stays bounded with no drain.
         self._done = done = asyncio.get_running_loop().create_future()
         channel.send(frame)
-        return self._wait(channel, done)
-
-    async def _wait(self, channel: WorkerChannel, done: asyncio.Future[None]) -> None:
-        await channel.drain()
-        await done
+        return done
 
     def _on_exit(self) -> None:
         self._cancel_timer()

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 from dist_proto.terms import Atom, Pid
-from python_actors import CallError, Process, Runtime, StartError, call, cast, stop
+from python_actors import (
+    CallError,
+    ChildSpec,
+    Process,
+    Runtime,
+    StartError,
+    Supervisor,
+    call,
+    cast,
+    stop,
+)
 from python_actors.worker_placement import POOL_KEY, WorkerPool, WorkerProxy, configure_worker_pool
 from tests.python_actors.worker_actors import AsyncWorker, Worker
 
@@ -313,6 +323,30 @@ async def test_worker_that_exits_or_crashes_by_itself(rt: Runtime) -> None:
     with pytest.raises(CallError) as ei:
         await call(pid, "segfault", runtime=rt)
     assert ei.value.why == (WORKER_EXITED, 128 + signal.SIGSEGV)
+
+
+async def test_python_supervisor_restarts_an_actor_whose_worker_was_killed(rt: Runtime) -> None:
+    spec = ChildSpec("w", (Worker.start_link, ((3, None),)), shutdown="brutal_kill")
+    sup = await Supervisor.start_link([spec], intensity=3, runtime=rt)
+    [child] = await Supervisor.which_children(sup, runtime=rt)
+    os_pid = os_pid_of(rt, child.pid)
+    me = probe(rt)
+    ref = me.monitor(child.pid)
+    os.kill(os_pid, signal.SIGKILL)  # from outside, as the OOM killer would
+    down = await me.receive(timeout=10)
+    assert down == (DOWN, ref, Atom("process"), child.pid, (WORKER_EXITED, 128 + signal.SIGKILL))
+    for _ in range(500):
+        [again] = await Supervisor.which_children(sup, runtime=rt)
+        if isinstance(again.pid, Pid) and again.pid != child.pid:
+            break
+        await asyncio.sleep(0.02)
+    assert again.pid != child.pid and await call(again.pid, "get", runtime=rt) == 3
+    new_os_pid = os_pid_of(rt, again.pid)
+    assert new_os_pid != os_pid
+    cast(again.pid, "spin", runtime=rt)
+    await Supervisor.terminate_child(sup, "w", runtime=rt)  # brutal_kill of a spinning worker
+    assert not rt.is_alive(again.pid)
+    assert await gone(new_os_pid)
 
 
 async def test_runtime_stop_terminates_and_leaves_no_worker() -> None:
