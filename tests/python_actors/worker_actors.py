@@ -120,6 +120,9 @@ class Worker(GenServer):
     def terminate(self, reason: Any, state: Any) -> Any:
         if isinstance(self.report_to, Pid):
             self.process.send(self.report_to, ("terminated", reason))
+        elif isinstance(self.report_to, str):  # a file: outlives the node's processes
+            with open(self.report_to, "a") as fh:
+                fh.write(f"terminated {reason}\n")
 
 
 class AsyncWorker(GenServer):
