@@ -6,14 +6,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-jinterface elixir rebar3 iproute2
+APT_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-jinterface erlang-observer erlang-wx elixir rebar3 iproute2 xvfb
 
-.PHONY: test demo deps erlang venv otp28 lint typecheck bench erl-test clean
+.PHONY: test demo deps erlang venv otp28 lint typecheck bench erl-test clean doctest unit-pythons docs
 
 deps: erlang venv otp28
 
 erlang:
-	@if ! command -v erl >/dev/null || ! command -v elixir >/dev/null || ! command -v rebar3 >/dev/null; then \
+	@if ! command -v erl >/dev/null || ! command -v elixir >/dev/null || ! command -v rebar3 >/dev/null \
+	    || ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "Installing Erlang/OTP, Elixir and rebar3 from Debian..."; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
@@ -21,7 +22,7 @@ erlang:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,docs]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -39,8 +40,35 @@ erl-build: erlang
 erl-test: erl-build
 	rebar3 eunit
 
-test: deps lint erl-test
+test: deps lint erl-test doctest unit-pythons
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The examples in the modules' docstrings.
+doctest: venv
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules dist_proto python_actors bridge
+
+# The unit tests (no BEAM node) on every other supported Python: pyenv's, else pythonX.Y
+# on PATH. A version that is not found is reported, never passed silently.
+UNIT_PYTHONS ?= 3.12 3.13
+UNIT_TESTS   := tests/dist_proto tests/python_actors tests/bridge tests/fuzz tests/test_architecture.py
+PYENV_ROOT   ?= $(HOME)/.pyenv
+unit-pythons:
+	@for v in $(UNIT_PYTHONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
+	  if [ -z "$$py" ]; then echo "*** Python $$v not found: unit tests NOT run on Python $$v"; continue; fi; \
+	  venv=.venv-$$v; \
+	  if [ ! $$venv/.installed -nt pyproject.toml ]; then \
+	    $$py -m venv $$venv && $$venv/bin/python -m pip install -q -e '.[test]' && touch $$venv/.installed || exit 1; \
+	  fi; \
+	  echo "== unit tests on Python $$v ($$py)"; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider -p tests.fewer_examples -m "not interop" $(UNIT_TESTS) || exit 1; \
+	done
+
+# The API reference, generated from the docstrings (pdoc), into docs/api/ (see docs/api.md).
+docs: venv
+	$(PY) -m pip install -q -e '.[docs]'
+	$(PY) docs/build_api.py docs/api
 
 demo: deps erl-build
 	$(PY) -m bridge.demo
@@ -52,4 +80,4 @@ bench: deps
 	$(PY) bench/supervision.py
 
 clean:
-	rm -rf $(VENV) erl/_build .pytest_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* docs/api erl/_build .pytest_cache .mypy_cache .hypothesis

@@ -1,6 +1,6 @@
 """Benchmark of the local actor runtime beside BEAM's own figures, from the same run.
 
-    python bench/actors.py [--runs 3] [--n 100000]
+    python bench/actors.py [--runs 3] [--n 100000] [--placement auto|loop|thread]
 
 Measures, for python_actors and for an ``erl`` node (``+S 1``: one scheduler, as
 asyncio uses one thread): the rate of starting 100 000 idle gen_servers, the memory
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from python_actors import GenServer, NoReply, Ok, Process, Reply, Runtime, call  # noqa: E402
 
 
-class Idle(GenServer):
+class _Idle(GenServer):
     def init(self, args: Any) -> Any:
         return Ok(0)
 
@@ -41,8 +41,9 @@ class Idle(GenServer):
         return NoReply(state + 1)
 
 
-async def py_run(n: int, m: int, calls: int) -> dict[str, float]:
+async def py_run(n: int, m: int, calls: int, placement: str = "auto") -> dict[str, float]:
     out: dict[str, float] = {}
+    Idle = type(f"Idle_{placement}", (_Idle,), {"placement": placement})  # noqa: N806
     rt = Runtime()
     gc.collect()
     gc.disable()
@@ -167,13 +168,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--m", type=int, default=200_000, help="messages per throughput run")
     ap.add_argument("--calls", type=int, default=20_000)
+    ap.add_argument("--placement", default="auto", help="placement of the Python actors")
+    ap.add_argument("--no-beam", action="store_true", help="skip the BEAM figures")
     args = ap.parse_args()
 
-    py = [asyncio.run(py_run(args.n, args.m, args.calls)) for _ in range(args.runs)]
+    py = [asyncio.run(py_run(args.n, args.m, args.calls, args.placement)) for _ in range(args.runs)]
     keys = list(py[0])
     py_med = {k: statistics.median(r[k] for r in py) for k in keys}
 
-    erl = shutil.which("erl")
+    erl = None if args.no_beam else shutil.which("erl")
     beam_med: dict[str, float] = {}
     if erl:
         with tempfile.TemporaryDirectory() as d:
@@ -183,7 +186,8 @@ def main() -> None:
             beam = [beam_run(args.n, args.m, args.calls, erl, tmp) for _ in range(args.runs)]
         beam_med = {k: statistics.median(r[k] for r in beam) for k in keys}
 
-    print(f"median of {args.runs} runs; n={args.n} actors, m={args.m} messages, {args.calls} calls")
+    print(f"median of {args.runs} runs; n={args.n} actors, m={args.m} messages, {args.calls} calls, "
+          f"placement {args.placement}")
     print(f"{'metric':<14}{'python':>14}{'beam (+S 1)':>14}{'py/beam':>10}")
     for k in keys:
         b = beam_med.get(k)

@@ -9,6 +9,11 @@ async API, each blocking until done::
         print(node.rpc("app@127.0.0.1", "erlang", "node", []))
 
 Closing it (or leaving the ``with`` block) stops the node and joins the thread.
+
+Backpressure: ``send``, ``cast`` and ``call`` block the calling thread while the
+connection to the destination node is busy (its unsent output above the node's
+``busy_limit``, 1 MiB by default), exactly as the async verbs wait; they return
+once the output drains or the connection dies.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from bridge.errors import BridgeTimeout
 
 if TYPE_CHECKING:
     from bridge.node import Node
@@ -54,7 +61,7 @@ class BlockingNode:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise TimeoutError("the node did not answer in time") from None
+            raise BridgeTimeout("the node did not answer in time") from None
 
     @property
     def node(self) -> Node:
@@ -82,7 +89,8 @@ class BlockingNode:
         self._submit(self._node.cast(dest, request), None)
 
     def send(self, dest: Any, message: Any) -> None:
-        """``erlang:send/2`` to a pid, a registered name or ``(name, node)``."""
+        """``erlang:send/2`` to a pid, a registered name or ``(name, node)``; blocks
+        while the connection is busy."""
         self._submit(self._node.send(dest, message), None)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:

@@ -12,7 +12,7 @@
     $ python -m bridge --name py@127.0.0.1 serve ./my_actors.py
     node py@127.0.0.1 up (port 40231)
 
-Commands: ``ping``, ``rpc``, ``call``, ``cast``, ``send`` (one request to one node),
+Commands: ``ping``, ``rpc``, ``call``, ``cast``, ``send``, ``upgrade`` (one request to one node),
 ``names`` (what EPMD knows), ``epmd`` (run the embedded EPMD) and ``serve`` (keep a
 node up, hosting a Python module). Terms on the command line are Erlang term text
 (:func:`dist_proto.term_text.parse_term`); results are printed the same way
@@ -92,8 +92,11 @@ from .cookie import CookieError, resolve_cookie
 from .epmd_client import EpmdError, NameTaken, epmd_port_from_env, names, port_please
 from .epmd_server import EpmdServer
 from .errors import ConnectError, RpcError
+from .logs import forward_logs
 from .naming import NodeName, NodeNameError, parse_node_name
 from .node import Node
+from .ssl_dist_options import SslDistOptionError
+from .tls import PROTO_DISTS, configure_tls
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -206,6 +209,14 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="for each step: EPMD lookup, connection, the request (default: 5)")
     parser.add_argument("-v", "--verbose", action="count", default=dflt(0),
                         help="log to standard error (-vv: debug)")
+    parser.add_argument("--proto-dist", "-proto_dist", metavar="PROTO", dest="proto_dist",
+                        choices=PROTO_DISTS, default=dflt("inet_tcp"),
+                        help="distribution carrier: inet_tcp (default) or inet_tls")
+    parser.add_argument("--ssl-dist-optfile", "-ssl_dist_optfile", metavar="FILE", dest="ssl_dist_optfile",
+                        default=dflt(None), help="OTP's TLS distribution option file (with inet_tls)")
+    parser.add_argument("--ssl-dist-opt", "-ssl_dist_opt", metavar=("KEY", "VALUE"), dest="ssl_dist_opt",
+                        nargs=2, action="append", default=dflt(None),
+                        help="one of erl's -ssl_dist_opt pairs, e.g. server_certfile FILE (repeatable)")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -217,6 +228,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(parser, top=True)
+    parser.add_argument("--strings", action="store_true",
+                        help='rpc/call: print lists of character codes as "strings"')
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -233,13 +246,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("module", metavar="MOD")
     p.add_argument("function", metavar="FUN")
     p.add_argument("args", metavar="ARG", nargs="*", help="one Erlang term per argument")
-    p.add_argument("--strings", action="store_true", help='print lists of character codes as "strings"')
+    p.add_argument("--strings", action="store_true", default=argparse.SUPPRESS,
+                   help='print lists of character codes as "strings"')
 
     p = command("call", "gen_server:call({NAME, NODE}, REQUEST) and print the reply")
     p.add_argument("node", metavar="NODE")
     p.add_argument("server", metavar="NAME", help="a registered name on NODE")
     p.add_argument("request", metavar="REQUEST", help="an Erlang term")
-    p.add_argument("--strings", action="store_true", help='print lists of character codes as "strings"')
+    p.add_argument("--strings", action="store_true", default=argparse.SUPPRESS,
+                   help='print lists of character codes as "strings"')
 
     p = command("cast", "gen_server:cast({NAME, NODE}, REQUEST)")
     p.add_argument("node", metavar="NODE")
@@ -250,6 +265,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("node", metavar="NODE")
     p.add_argument("server", metavar="NAME", help="a registered name on NODE")
     p.add_argument("message", metavar="TERM", help="an Erlang term")
+
+    p = command("upgrade", "hot-upgrade every actor of Python MODULE on NODE (sys:suspend, "
+                           "change_code, resume); NODE must allow-list python_actors:upgrade_module")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("module", metavar="MODULE", help="the Python module's dotted name")
+    p.add_argument("extra", metavar="EXTRA", nargs="?", default=None,
+                   help="an Erlang term passed as code_change's extra (default: undefined)")
 
     p = command("names", "list the names registered with EPMD on HOST (like epmd -names)")
     p.add_argument("host", metavar="HOST", nargs="?", default="127.0.0.1")
@@ -270,6 +292,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="run an EPMD in this process if none listens on the EPMD port")
     p.add_argument("--listen-port", metavar="PORT", type=_port, default=0, help="distribution port (default: any)")
     p.add_argument("--visible", action="store_true", help="connect as a visible node, not hidden")
+    p.add_argument("--log-to", metavar="NODE",
+                   help="also send log records (WARNING and up) to the logger of BEAM node NODE")
     return parser
 
 
@@ -343,6 +367,21 @@ async def _lookup(target: NodeName, epmd_port: int, timeout: float) -> int:
     return info.port
 
 
+def _tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Node`` keyword arguments for ``--proto-dist``/``--ssl-dist-optfile``/``--ssl-dist-opt``,
+    checked here so that a bad option file is a usage error with its reason."""
+    opts: dict[str, Any] = {"proto_dist": getattr(args, "proto_dist", "inet_tcp")}
+    if getattr(args, "ssl_dist_optfile", None) is not None:
+        opts["ssl_dist_optfile"] = args.ssl_dist_optfile
+    if getattr(args, "ssl_dist_opt", None):
+        opts["ssl_dist_opt"] = [item for pair in args.ssl_dist_opt for item in pair]
+    try:
+        configure_tls(**opts)
+    except SslDistOptionError as exc:
+        raise CliError(EXIT_USAGE, f"TLS distribution: {exc}") from None
+    return opts
+
+
 @contextlib.asynccontextmanager
 async def _client(args: argparse.Namespace, target_text: str) -> AsyncIterator[tuple[Node, Atom]]:
     """A hidden, unregistered node connected to the target (as ``erl_call`` does)."""
@@ -353,7 +392,7 @@ async def _client(args: argparse.Namespace, target_text: str) -> AsyncIterator[t
     cookie = _cookie(args)
     port = await _lookup(target, epmd_port, timeout)
     node = Node(name, cookie=cookie, hidden=True, use_epmd=False, ports={str(target): port},
-                net_setuptime=timeout)
+                net_setuptime=timeout, **_tls_options(args))
     try:
         await node.start()
     except OSError as exc:
@@ -398,6 +437,30 @@ async def cmd_rpc(args: argparse.Namespace) -> int:
             return EXIT_REMOTE
     _out(format_term(result, strings=args.strings))
     return EXIT_OK
+
+
+async def cmd_upgrade(args: argparse.Namespace) -> int:
+    """``upgrade NODE MODULE [EXTRA]``: rpc ``python_actors:upgrade_module(MODULE[, EXTRA])`` on NODE, which
+    the node allows with ``node.allow_rpc("python_actors", "upgrade_module",
+    python_actors.hot_upgrade.rpc_upgrade_module)``; prints the upgraded pids."""
+    call_args: list[Any] = [Atom(args.module)]
+    if args.extra is not None:
+        call_args.append(parse_arg_term(args.extra, "EXTRA"))
+    async with _client(args, args.node) as (node, target):
+        try:
+            result = await node.rpc(target, "python_actors", "upgrade_module", call_args,
+                                    float(args.timeout))
+        except RpcError as exc:
+            hint = ""
+            if type(exc.reason) is tuple and exc.reason and exc.reason[0] == Atom("EXIT"):
+                hint = " (does the node allow-list python_actors:upgrade_module?)"
+            _err(f"upgrade of {args.module} on {target.name} failed: {{badrpc,{format_term(exc.reason)}}}{hint}")
+            return EXIT_REMOTE
+    if type(result) is tuple and len(result) == 2 and result[0] == Atom("ok"):
+        _out(format_term(result[1]))
+        return EXIT_OK
+    _err(f"upgrade of {args.module} on {target.name} failed: {format_term(result)}")
+    return EXIT_REMOTE
 
 
 async def cmd_call(args: argparse.Namespace) -> int:
@@ -560,7 +623,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(EXIT_SOFTWARE, f"{args.module}: main must be 'async def main(node)'")
 
     node = Node(name, cookie=cookie, hidden=not args.visible, epmd_port=epmd_port,
-                embedded_epmd=args.embedded_epmd, listen_port=args.listen_port)
+                embedded_epmd=args.embedded_epmd, listen_port=args.listen_port, **_tls_options(args))
     try:
         await node.start()
     except NameTaken:
@@ -571,7 +634,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                                          "'python -m bridge epmd', or pass --embedded-epmd)") from None
     except OSError as exc:
         raise CliError(EXIT_UNAVAILABLE, f"cannot start {name}: {exc}") from None
+    log_handler = None
     try:
+        if args.log_to:
+            log_handler = forward_logs(node, args.log_to)
         for attr, mod, fun, fn in tables:
             (node.allow_rpc if attr == "ALLOW_RPC" else node.allow_spawn)(mod, fun, fn)
         if args.stdin_watch:
@@ -586,6 +652,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         log.info("stopping node %s", node.name)
     finally:
         await node.stop()
+        if log_handler is not None:
+            logging.getLogger().removeHandler(log_handler)
     return EXIT_OK
 
 
@@ -625,6 +693,7 @@ COMMANDS = {
     "cast": cmd_cast,
     "send": cmd_send,
     "names": cmd_names,
+    "upgrade": cmd_upgrade,
     "epmd": cmd_epmd,
     "serve": cmd_serve,
 }

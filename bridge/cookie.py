@@ -14,12 +14,14 @@ import secrets
 import string
 from pathlib import Path
 
+from .errors import BridgeError
+
 __all__ = ["COOKIE_ENV", "CookieError", "resolve_cookie"]
 
 COOKIE_ENV = "BEAM_BRIDGE_COOKIE"
 
 
-class CookieError(RuntimeError):
+class CookieError(BridgeError, RuntimeError):
     """No usable cookie: the cookie file is unreadable, empty or too open."""
 
 

@@ -1,7 +1,9 @@
 """``make demo``: Python, Erlang and Elixir nodes in one cluster and one supervision tree.
 
-Run from the repository root (``python -m bridge.demo``) after ``rebar3 compile``; it
-starts a private EPMD, an Elixir node with a GenServer, an Erlang node with the
+``python -m bridge.demo [--ebin DIR]`` needs ``erl`` and ``elixir`` on ``PATH`` and the
+compiled beam_bridge application (``rebar3 compile`` in a checkout of the repository):
+``--ebin``, else ``$BEAM_BRIDGE_EBIN``, else ``./_build/default/lib/beam_bridge/ebin``.
+It starts a private EPMD, an Elixir node with a GenServer, an Erlang node with the
 beam_bridge application, and a Python node run *by* the Erlang node's supervisor,
 then prints a transcript with timings and stops everything it started::
 
@@ -16,17 +18,20 @@ then prints a transcript with timings and stops everything it started::
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from dist_proto import Atom, Pid, format_term
 
+from ._beam_runtime import BeamNode, Epmd, find_erl, pid_expr
 from .node import Node
 
 COOKIE = "beam_bridge_demo"
@@ -48,6 +53,16 @@ def _os_alive(pid: int) -> bool:
         return False
 
 
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether OS process ``pid`` has exited (or is a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while _os_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 async def _poll(fn: Any, timeout: float = 20.0, interval: float = 0.01) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -59,19 +74,27 @@ async def _poll(fn: Any, timeout: float = 20.0, interval: float = 0.01) -> Any:
         await asyncio.sleep(interval)
 
 
-async def run(repo: Path) -> None:
-    sys.path.insert(0, str(repo))
-    from tests.beam import BeamNode, Epmd, runtime  # the repository's BEAM harness
+def find_ebin(given: str | None) -> Path:
+    """The beam_bridge application's ``ebin``: ``--ebin``, ``$BEAM_BRIDGE_EBIN``, ``./_build``."""
+    candidates = [given, os.environ.get("BEAM_BRIDGE_EBIN"),
+                  str(Path.cwd() / "_build" / "default" / "lib" / "beam_bridge" / "ebin")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "beam_bridge.beam").exists():
+            return Path(candidate).resolve()
+    raise SystemExit(
+        "the demo needs the compiled beam_bridge application: run `rebar3 compile` in a checkout "
+        "of beam-bridge (make demo does), then pass --ebin _build/default/lib/beam_bridge/ebin "
+        "or set BEAM_BRIDGE_EBIN, or run the demo from the checkout's root")
 
-    ebin = repo / "_build" / "default" / "lib" / "beam_bridge" / "ebin"
-    if not (ebin / "beam_bridge.beam").exists():
-        raise SystemExit("run `rebar3 compile` first (make demo does)")
-    otp = runtime("otp25")
+
+async def run(ebin: Path) -> None:
+    """Run the whole demo; ``SystemExit(1)`` if a process it started was left behind."""
+    erl_path = find_erl()
     started = time.monotonic()
-    with Epmd() as epmd:
+    with Epmd(erl_path) as epmd, tempfile.TemporaryDirectory(prefix="beam-bridge-demo-") as workdir:
         _step("Starting an Elixir node, an Erlang node and a Python node")
-        with BeamNode(otp, epmd_port=epmd.port, prefix="app_ex", cookie=COOKIE, elixir=True) as ex, \
-             BeamNode(otp, epmd_port=epmd.port, prefix="app_erl", cookie=COOKIE,
+        with BeamNode(erl_path, epmd_port=epmd.port, prefix="app_ex", cookie=COOKIE, elixir=True) as ex, \
+             BeamNode(erl_path, epmd_port=epmd.port, prefix="app_erl", cookie=COOKIE,
                       extra_args=["-pa", str(ebin)]) as erl:
             _say(f"Elixir node   {ex.name}")
             _say(f"Erlang node   {erl.name}")
@@ -85,7 +108,7 @@ async def run(repo: Path) -> None:
             py_name = f"py_{os.getpid()}@127.0.0.1"
             erl.eval("process_flag(trap_exit, true)")
             node_opts = (f"#{{name => '{py_name}', module => \"bridge.demo_actors\", "
-                         f"python => \"{sys.executable}\", cd => \"{repo}\", stop_timeout => 3000, "
+                         f"python => \"{sys.executable}\", cd => \"{workdir}\", stop_timeout => 3000, "
                          f"env => [{{\"DEMO_ERLANG_NODE\", \"{erl.name}\"}}]}}")
             t0 = time.monotonic()
             erl.eval(
@@ -103,15 +126,16 @@ async def run(repo: Path) -> None:
             async with Node(f"demo_{os.getpid()}@127.0.0.1", cookie=COOKIE, epmd_port=epmd.port) as me:
                 await _calls(me, ex, erl, py_name)
                 await _crashes(me, ex, erl, py_name)
-            node_child = erl.eval_term(
+            node_child = erl.eval(
                 f"element(2, lists:keyfind({{python_node, '{py_name}'}}, 1, supervisor:which_children(Top)))")
-            py_os_pid = erl.eval_term(f"beam_bridge_node:os_pid({_pid(node_child)})")
+            py_os_pid = erl.eval(f"beam_bridge_node:os_pid({_pid(node_child)})")
             _step("Shutting down")
             erl.eval("unlink(Top), exit(Top, shutdown), timer:sleep(200)")
-            _say(f"Erlang tree stopped; Python node process {py_os_pid} running: {_os_alive(py_os_pid)}")
+            _say(f"Erlang tree stopped; Python node process {py_os_pid} stopped with it: "
+                 f"{_gone_within(py_os_pid, 10.0)}")
         pids = {"Elixir node": ex.pid, "Erlang node": erl.pid, "Python node": py_os_pid}
     pids["EPMD"] = epmd.proc.pid
-    left = [what for what, pid in pids.items() if _os_alive(pid)]
+    left = [what for what, pid in pids.items() if not _gone_within(pid, 10.0)]
     _say(f"Processes left behind: {', '.join(left) if left else 'none'}. "
          f"Demo took {time.monotonic() - started:.1f} s.")
     if left:
@@ -132,7 +156,7 @@ def _tree() -> str:
 
 
 async def _ev(beam: Any, expr: str) -> Any:
-    return await asyncio.to_thread(beam.eval_term, expr)
+    return await asyncio.to_thread(beam.eval, expr)
 
 
 async def _calls(me: Node, ex: Any, erl: Any, py: str) -> None:
@@ -222,14 +246,19 @@ async def _elixir_get(ex: Any, py: str) -> Any:
 def _pid(pid: Any) -> str:
     if not isinstance(pid, Pid):
         raise RuntimeError(f"expected a pid, got {pid!r}")
-    from tests.beam import pid_expr
-
     return pid_expr(pid)
 
 
-def main() -> None:
-    repo = Path.cwd()
-    asyncio.run(run(repo))
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bridge.demo [--ebin DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bridge.demo",
+        description="Python, Erlang and Elixir nodes in one cluster and one supervision tree.")
+    parser.add_argument("--ebin", metavar="DIR",
+                        help="the beam_bridge application's ebin folder (default: $BEAM_BRIDGE_EBIN, "
+                             "else ./_build/default/lib/beam_bridge/ebin)")
+    args = parser.parse_args(argv)
+    asyncio.run(run(find_ebin(args.ebin)))
 
 
 if __name__ == "__main__":

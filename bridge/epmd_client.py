@@ -6,11 +6,13 @@ connection to EPMD; ``ALIVE2_REQ``'s connection *is* the registration and stays 
 until :meth:`Registration.close` (or until EPMD goes away, see
 :meth:`Registration.wait_closed`).
 
->>> async def main() -> None:                                    # doctest: +SKIP
-...     async with await register("py", 45000) as reg:
-...         print(reg.creation)
-...         print(await port_please("py", "127.0.0.1"))
-...         print(await names())
+With an EPMD listening on the default port::
+
+    async def main() -> None:
+        async with await register("py", 45000) as reg:
+            print(reg.creation)
+            print(await port_please("py", "127.0.0.1"))
+            print(await names())
 
 Errors all derive from :class:`EpmdError`. A name that is not a valid node name
 (empty, NUL, bad UTF-8, more than 255 characters) raises ``ValueError``.
@@ -43,6 +45,8 @@ from dist_proto.epmd import (
 )
 from dist_proto.errors import LocalProtocolError, RemoteProtocolError
 
+from .errors import BridgeError
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "EpmdError",
@@ -62,7 +66,7 @@ __all__ = [
 DEFAULT_TIMEOUT: Final = 5.0
 
 
-class EpmdError(Exception):
+class EpmdError(BridgeError):
     """Base of every error raised by the EPMD client."""
 
 

@@ -25,9 +25,12 @@ section of ``erl_dist_protocol``:
 There are no per-connection tasks: each connection is an :class:`asyncio.Protocol`
 owned by the server, and :meth:`EpmdServer.stop` closes them all.
 
->>> async def main() -> None:                                    # doctest: +SKIP
-...     async with EpmdServer("127.0.0.1", 0) as server:
-...         print(server.port, server.registered())
+>>> import asyncio
+>>> async def main() -> tuple[bool, dict[str, RegisteredNode]]:
+...     async with EpmdServer("127.0.0.1", 0) as server:    # port 0: any free port
+...         return server.port > 0, server.registered()
+>>> asyncio.run(main())
+(True, {})
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ from typing import Any
 
 from dist_proto.terms import Atom
 
+from .errors import BridgeError
+
 __all__ = ["NodeName", "NodeNameError", "as_atom", "parse_node_name"]
 
 
-class NodeNameError(ValueError):
+class NodeNameError(BridgeError, ValueError):
     """A node name that is not ``alive@host`` with both parts non-empty."""
 
 

@@ -1,11 +1,16 @@
 """A Python node of an Erlang/Elixir cluster (``net_kernel`` and ``erlang`` distribution BIFs).
 
->>> import asyncio
->>> from bridge import Node
->>> async def main():                                   # doctest: +SKIP
-...     async with Node("py@127.0.0.1", cookie="secret") as node:
-...         print(await node.ping("app@127.0.0.1"))
-...         print(await node.rpc("app@127.0.0.1", "erlang", "node", []))
+With a BEAM node ``app@127.0.0.1`` running (``erl -name app@127.0.0.1 -setcookie secret``)::
+
+    import asyncio
+    from bridge import Node
+
+    async def main():
+        async with Node("py@127.0.0.1", cookie="secret") as node:
+            print(await node.ping("app@127.0.0.1"))                 # True
+            print(await node.rpc("app@127.0.0.1", "erlang", "node", []))
+
+    asyncio.run(main())
 
 Theory of operation
 -------------------
@@ -14,10 +19,12 @@ unless ``listen_host="0.0.0.0"`` is asked for), registers its port with EPMD as 
 hidden node and keeps the registration socket open, then owns one
 :class:`~bridge.peer.PeerConnection` per remote node. Connections are made on first
 use (any signal to a node we are not connected to queues the signal and dials, as
-BEAM's auto-connect does) or accepted from BEAM. Simultaneous connects are resolved
-as ``dist_util`` does: the attempt of the node with the greater name wins. When a
-connection ends, every link and monitor towards that node fires with
-``noconnection`` and ``nodedown`` subscribers are told.
+BEAM's auto-connect does) or accepted from BEAM; :mod:`bridge.connections` keeps
+that bookkeeping (simultaneous connects, the handshake cap, replacing a restarted
+peer only once it has proved the cookie). When a connection ends, every link and
+monitor towards that node fires with ``noconnection`` and ``nodedown`` subscribers
+are told. ``send``, ``cast`` and ``call`` wait while a connection is busy (see
+docs/transport.md).
 
 All local processes live in a :class:`python_actors.Runtime` whose pids carry this
 node's name and EPMD creation; :class:`~bridge.routing.NodeRouter` carries their
@@ -32,32 +39,31 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dist_proto.flags import DEFAULT_FLAGS, DFlag
-from dist_proto.handshake import ClientHandshake, NameReceived, ServerHandshake, simultaneous_status
-from dist_proto.terms import Atom, Pid
+from dist_proto.terms import Atom, Pid, Reference
+from python_actors import CallError as ActorCallError
 from python_actors import Process, Runtime
 from python_actors import call as gen_call
 
-from .connect import run_client, run_server
+from .connections import DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_QUEUED_SIGNALS, Connections
 from .cookie import resolve_cookie
-from .epmd_client import EpmdError, Registration, epmd_port_from_env, port_please, register
+from .epmd_client import Registration, epmd_port_from_env, register
 from .epmd_server import EpmdServer, ensure_epmd
-from .errors import (
-    ConnectError,
-    HandshakeFailed,
-    NodeNotRunning,
-    RpcError,
-    SimultaneousConnect,
-    UnknownNode,
-)
-from .naming import as_atom, parse_node_name
-from .peer import DistProtocol, PeerConnection
+from .errors import CallError, ConnectError, CookieRejected, NameMismatch, NodeNotRunning, RpcError
+from .introspection import install as install_introspection
+from .naming import NodeName, NodeNameError, as_atom, parse_node_name
+from .peer import DEFAULT_BUSY_LIMIT, PeerConnection
+from .pg import PgScope
 from .registry import is_global_or_via, resolve_name
 from .routing import NodeRouter
-from .system_processes import NetKernel, Rex, Spawner
+from .system_processes import Spawner, start_system_supervisor
+from .tick_guard import TickGuard
+from .tls import TlsDist, configure_tls
 
 __all__ = ["Node"]
 
@@ -70,25 +76,17 @@ _USER = Atom("user")
 _BADRPC = Atom("badrpc")
 _NODEUP = Atom("nodeup")
 _NODEDOWN = Atom("nodedown")
+_DEST_SHAPES = (
+    "a destination is a Pid, a registered name (str or Atom), an alias Reference"
+    " or a (name, 'alive@host') tuple"
+)
 
 
+def _wire_timeout(timeout: float | None) -> Any:
+    """The timeout as ``gen_server:call`` reports it (milliseconds or ``infinity``)."""
+    return Atom("infinity") if timeout is None else int(timeout * 1000)
 
 
-class _Pending:
-    """A connection being set up (dialled by us, or accepted and past the name check),
-    with the signals queued for it. ``task`` is our dial, if any; ``accepting`` is set
-    while an inbound handshake from that node is in progress; ``superseded`` when our
-    dial lost a simultaneous connect to the inbound one (``ok_simultaneous``)."""
-
-    __slots__ = ("queue", "task", "done", "protocol", "accepting", "superseded")
-
-    def __init__(self) -> None:
-        self.queue: list[Callable[[PeerConnection], bytes | None]] = []
-        self.task: asyncio.Task[Any] | None = None
-        self.done: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
-        self.protocol: DistProtocol | None = None
-        self.accepting = False
-        self.superseded = False
 
 
 class Node:
@@ -100,6 +98,16 @@ class Node:
     ``use_epmd=False`` with ``listen_port`` and ``ports={node: port}``: EPMD-less mode.
     ``net_ticktime`` (seconds, default 60, as ``net_kernel``) and ``net_setuptime`` (7).
     ``hidden=False`` advertises ``DFLAG_PUBLISHED`` (visible mode; not the default).
+    ``introspection=False`` leaves out the read-only answers to OTP's tools (etop,
+    ``rpc`` of ``erlang:process_info`` ...; see :mod:`bridge.introspection`).
+    ``busy_limit`` (bytes, default 1 MiB as ``dist_buf_busy_limit``): above it a
+    connection is busy and ``send``/``cast``/``call`` wait. ``max_handshakes``
+    (64): inbound handshakes at once. ``max_queued_signals`` (10 000): signals
+    queued for a node being connected. ``max_reassembly`` (64 MiB): bytes of
+    fragmented messages under reassembly per connection. See docs/transport.md.
+    ``proto_dist="inet_tls"`` runs distribution over TLS (see :mod:`bridge.tls`), set up
+    from ``ssl_dist_optfile`` (OTP's file), ``ssl_dist_opt`` (``erl``'s
+    ``-ssl_dist_opt`` pairs) or ``ssl_context=(server_context, client_context)``.
     """
 
     def __init__(
@@ -116,8 +124,24 @@ class Node:
         ports: dict[str, int] | None = None,
         net_ticktime: float = 60.0,
         net_setuptime: float = 7.0,
+        introspection: bool = True,
+        busy_limit: int = DEFAULT_BUSY_LIMIT,
+        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+        max_queued_signals: int = DEFAULT_MAX_QUEUED_SIGNALS,
+        max_reassembly: int | None = None,
+        proto_dist: str = "inet_tcp",
+        ssl_dist_optfile: str | Path | None = None,
+        ssl_dist_opt: Sequence[str] | Mapping[str, str] | None = None,
+        ssl_context: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> None:
         self._parsed = parse_node_name(name)
+        self.proto_dist = proto_dist
+        #: TLS distribution (``inet_tls``) or None for plain TCP
+        self.tls: TlsDist | None = configure_tls(
+            proto_dist, ssl_dist_optfile=ssl_dist_optfile, ssl_dist_opt=ssl_dist_opt, ssl_context=ssl_context
+        )
+        #: the handshake's length header: 2 bytes on TCP, 4 with inet_tls_dist
+        self.handshake_header = 2 if self.tls is None else 4
         self.name = str(self._parsed)
         self.atom = Atom(self.name)
         self._cookie_arg = cookie
@@ -135,18 +159,23 @@ class Node:
         self.creation = 0
         self.port = 0
         self._runtime: Runtime | None = None
-        self._server: asyncio.AbstractServer | None = None
         self._registration: Registration | None = None
         self._epmd_server: EpmdServer | None = None
-        self._peers: dict[Atom, PeerConnection] = {}
-        self._pending: dict[Atom, _Pending] = {}
+        self._conns = Connections(
+            self,
+            max_handshakes=max_handshakes,
+            max_queued_signals=max_queued_signals,
+            busy_limit=busy_limit,
+            max_reassembly=max_reassembly,
+        )
+        self._peers: dict[Atom, PeerConnection] = self._conns.peers
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._handshakes: set[DistProtocol] = set()
         self._node_monitors: list[Callable[[Atom, bool, Any], None]] = []
         self._stopped: asyncio.Event | None = None
         self.router = NodeRouter(self)
         self._spawner = Spawner(self)
-        self._rex: Rex | None = None
+        self._pg_scopes: dict[Atom, PgScope] = {}
+        self._introspection = introspection
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -163,13 +192,11 @@ class Node:
 
     async def start(self) -> Node:
         """Listen, register with EPMD, start the system processes."""
-        loop = asyncio.get_running_loop()
         self.cookie = resolve_cookie(self._cookie_arg)
         self._stopped = asyncio.Event()
         host = self._listen_host or self._parsed.resolve()
         try:
-            self._server = await loop.create_server(self._accepted, host, self._listen_port)
-            self.port = int(self._server.sockets[0].getsockname()[1])
+            self.port = await self._conns.listen(host, self._listen_port)
             if self.use_epmd:
                 if self.embedded_epmd:
                     # Loopback for registration, plus the node's address so that
@@ -184,9 +211,17 @@ class Node:
                 self.creation = secrets.randbelow(0xFFFFFFF0) + 4
             self._runtime = Runtime(self.atom, self.creation, router=self.router)
             await self._runtime.__aenter__()
-            await NetKernel.start(self, runtime=self._runtime, name="net_kernel")
-            self._rex = Rex(self)
-            await self._rex.start_process()
+            self._runtime.service(
+                "tick_guard",
+                lambda: TickGuard(
+                    asyncio.get_running_loop(),
+                    lambda: [p for p in self._peers.values() if p.open],
+                    self.net_ticktime,
+                ),
+            )
+            await start_system_supervisor(self)
+            if self._introspection:
+                install_introspection(self)
         except BaseException:
             await self.stop()
             raise
@@ -199,15 +234,7 @@ class Node:
             self._stopped.set()
         if self._runtime is not None:
             await self._runtime.stop()
-        for peer in list(self._peers.values()):
-            peer.close(Atom("shutdown"))
-        for proto in list(self._handshakes):
-            proto.abort()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
+        await self._conns.close()
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
@@ -259,13 +286,7 @@ class Node:
         return True
 
     async def _connection(self, node: Atom) -> PeerConnection:
-        if node == self.atom:
-            raise ConnectError(node.name, "that is this node")
-        peer = self._peers.get(node)
-        if peer is not None and peer.open:
-            return peer
-        pending = self._pending.get(node) or self._start_connect(node)
-        return await asyncio.shield(pending.done)
+        return await self._conns.connection(node)
 
     def disconnect(self, node: str | Atom) -> bool:
         """``erlang:disconnect_node/1``."""
@@ -277,240 +298,26 @@ class Node:
 
     def _emit(self, node: Atom, make: Callable[[PeerConnection], bytes | None]) -> None:
         """Write a signal for ``node`` now, or queue it behind the connection set-up."""
-        peer = self._peers.get(node)
-        if peer is not None and peer.open:
-            data = make(peer)
-            if data:
-                peer.write(data)
-            return
-        if self._runtime is None or (self._stopped is not None and self._stopped.is_set()):
-            return
-        if node == self.atom:
-            return
-        pending = self._pending.get(node) or self._start_connect(node)
-        pending.queue.append(make)
+        self._conns.emit(node, make)
 
-    def _start_connect(self, node: Atom) -> _Pending:
-        pending = _Pending()
-        self._pending[node] = pending
-        pending.task = self._own(self._dial(node, pending), f"dial {node.name}")
-        return pending
+    @property
+    def parsed_name(self) -> NodeName:
+        """This node's name, split (``alive``, ``host``, ``is_long``)."""
+        return self._parsed
 
-    async def _dial(self, node: Atom, pending: _Pending) -> None:
-        try:
-            peer = await self._dial_once(node, pending)
-        except BaseException as exc:
-            if self._pending.get(node) is pending:
-                del self._pending[node]
-            pending.queue.clear()
-            if not pending.done.done():
-                err = exc if isinstance(exc, ConnectError) else ConnectError(node.name, repr(exc))
-                pending.done.set_exception(err)
-                pending.done.exception()  # retrieved: callers may have gone away
-            self._node_lost(node)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        if not pending.done.done():
-            pending.done.set_result(peer)
+    def known_port(self, node: str) -> int | None:
+        """The port given for ``node`` in ``ports=`` (EPMD-less mode), if any."""
+        return self._ports.get(node)
 
-    async def _dial_once(self, node: Atom, pending: _Pending) -> PeerConnection:
-        target = parse_node_name(node.name)
-        port = self._ports.get(node.name)
-        if port is None:
-            if not self.use_epmd:
-                raise UnknownNode(node.name, "no port known for it (EPMD-less mode)")
-            try:
-                info = await port_please(target.alive, target.resolve(), epmd_port=self.epmd_port)
-            except EpmdError as exc:
-                raise ConnectError(node.name, f"EPMD on {target.host}: {exc}") from exc
-            except OSError as exc:
-                raise ConnectError(node.name, f"cannot resolve {target.host}: {exc}") from exc
-            if info is None:
-                raise UnknownNode(node.name)
-            port = info.port
-        if pending.superseded:
-            return await self._wait_superseding(node, pending)
-        loop = asyncio.get_running_loop()
-        try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(DistProtocol, target.resolve(), port), self.net_setuptime
-            )
-        except (TimeoutError, OSError) as exc:
-            if pending.superseded:
-                return await self._wait_superseding(node, pending)
-            raise ConnectError(node.name, f"cannot reach port {port}: {exc!r}") from exc
-        if pending.superseded:
-            protocol.abort()
-            return await self._wait_superseding(node, pending)
-        self._handshakes.add(protocol)
-        pending.protocol = protocol
-        try:
-            hs = ClientHandshake(
-                self.name, self.cookie, flags=self.flags, creation=self.creation, peer_name=node.name
-            )
-            complete, _ = await run_client(protocol, hs, peer=node.name, setuptime=self.net_setuptime)
-        except (SimultaneousConnect, HandshakeFailed) as exc:
-            protocol.abort()
-            if pending.superseded or isinstance(exc, SimultaneousConnect):
-                # The peer's own attempt wins (it said ``nok``, or we said
-                # ``ok_simultaneous`` to it and dropped this one): wait for it.
-                return await self._wait_superseding(node, pending)
-            raise
-        except BaseException:
-            protocol.abort()
-            raise
-        finally:
-            self._handshakes.discard(protocol)
-            pending.protocol = None
-        return self._add_peer(protocol, complete.peer_name, complete.peer_creation, int(complete.flags), complete.leftover)
-
-    async def _wait_superseding(self, node: Atom, pending: _Pending) -> PeerConnection:
-        """Wait for the peer's connection that won a simultaneous connect."""
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.done), self.net_setuptime * 2)
-        except TimeoutError:
-            raise ConnectError(node.name, "simultaneous connect: the peer's attempt did not complete") from None
-
-    def _accepted(self) -> DistProtocol:
-        proto = _AcceptedProtocol(self)
-        return proto
-
-    async def _accept(self, protocol: DistProtocol) -> None:
-        self._handshakes.add(protocol)
-        hs = ServerHandshake(self.name, self.cookie, flags=self.flags, creation=self.creation)
-        claimed: list[Atom] = []  # the node whose pending entry this handshake owns
-
-        def decide(event: NameReceived) -> str:
-            status = self._decide(event)
-            if status in ("ok", "ok_simultaneous"):
-                claimed.append(Atom(event.name))
-            return status
-
-        async def drop_old(name: str) -> None:
-            claimed.append(Atom(name))
-            await self._drop_old(name)
-
-        try:
-            complete = await run_server(
-                protocol, hs, decide=decide, drop_old=drop_old, setuptime=self.net_setuptime
-            )
-        except SimultaneousConnect as exc:
-            log.debug("simultaneous connect from %s: ours wins", exc.node)
-            protocol.abort()
-            return
-        except HandshakeFailed as exc:
-            log.warning("refused connection from %s: %s", exc.node, exc.reason)
-            protocol.abort()
-            for name in claimed:
-                self._accept_failed(name, exc)
-            return
-        except BaseException as exc:
-            protocol.abort()
-            for name in claimed:
-                self._accept_failed(name, ConnectError(name.name, repr(exc)))
-            raise
-        finally:
-            self._handshakes.discard(protocol)
-        peer = self._add_peer(protocol, complete.peer_name, complete.peer_creation, int(complete.flags), complete.leftover)
-        pending = self._pending.get(peer.name)
-        if pending is not None and not pending.done.done():
-            pending.done.set_result(peer)
-
-    def _decide(self, event: NameReceived) -> str:
-        """The status for an inbound handshake from ``event.name`` (``dist_util``'s
-        ``is_allowed``/``mark_pending``): a node being set up either way is pending,
-        so a signal to it waits for that handshake instead of dialling again."""
-        if event.name_me:
-            return "not_allowed"
-        name = Atom(event.name)
-        peer = self._peers.get(name)
-        if peer is not None and peer.open:
-            return "alive"
-        pending = self._pending.get(name)
-        if pending is None:
-            pending = self._pending[name] = _Pending()
-            pending.accepting = True
-            return "ok"
-        if pending.accepting:
-            return "nok"  # another inbound handshake from that name is already running
-        status = simultaneous_status(self.name, event.name)
-        if status == "ok_simultaneous":
-            # Its attempt wins: abandon ours at once, as net_kernel kills its set-up
-            # process, so the peer never sees our attempt as a second connection.
-            pending.accepting = True
-            pending.superseded = True
-            if pending.protocol is not None:
-                pending.protocol.abort()
-        return status
-
-    async def _drop_old(self, name: str) -> None:
-        atom = Atom(name)
-        if atom not in self._pending:
-            pending = self._pending[atom] = _Pending()
-            pending.accepting = True
-        peer = self._peers.get(atom)
-        if peer is not None:
-            peer.close(Atom("peer_restarted"))
-
-    def _accept_failed(self, name: Atom, exc: ConnectError) -> None:
-        """An inbound handshake that owned ``name``'s pending entry failed."""
-        pending = self._pending.get(name)
-        if pending is None or not pending.accepting:
-            return
-        if pending.task is not None:
-            # Our superseded dial waits on it and cleans up.
-            if not pending.done.done():
-                pending.done.set_exception(exc)
-                pending.done.exception()
-            return
-        del self._pending[name]
-        pending.queue.clear()
-        if not pending.done.done():
-            pending.done.set_exception(exc)
-            pending.done.exception()
-        if self.running:
-            self._node_lost(name)
-
-    def _add_peer(self, protocol: DistProtocol, name: str, creation: int, flags: int, leftover: bytes) -> PeerConnection:
-        atom = Atom(name)
-        peer = PeerConnection(
-            protocol,
-            name=atom,
-            creation=creation,
-            flags=flags,
-            dispatch=self.router.dispatch,
-            on_close=self._peer_closed,
-            ticktime=self.net_ticktime,
-        )
-        old = self._peers.get(atom)
-        if old is not None and old.open:
-            old.close(Atom("replaced"))
-        self._peers[atom] = peer
-        pending = self._pending.pop(atom, None)
-        if pending is not None:
-            for make in pending.queue:
-                try:
-                    data = make(peer)
-                except Exception as exc:  # its sender is gone; BEAM would have said badarg
-                    log.warning("dropping a signal to %s queued during connection set-up: %r", name, exc)
-                    continue
-                if data:
-                    peer.write(data)
-            pending.queue.clear()
-            if not pending.done.done():
-                pending.done.set_result(peer)
-        peer.start(leftover)
-        log.info("connected to %s", name)
-        self._notify(atom, True, None)
-        return peer
-
-    def _peer_closed(self, peer: PeerConnection, reason: Any) -> None:
-        if self._peers.get(peer.name) is peer:
-            del self._peers[peer.name]
-        log.info("nodedown %s (%r)", peer.name.name, reason)
-        self._node_lost(peer.name)
-        self._notify(peer.name, False, reason)
+    def counters(self) -> dict[str, int]:
+        """Transport counters: ``dropped_signals``, ``unsent_frames``, ``unsent_bytes``,
+        ``refused_handshakes``, ``accept_errors``, ``failed_handshakes``,
+        ``dispatch_errors``, ``handshakes_in_progress`` (see docs/transport.md)."""
+        counts = dict(self._conns.counters)
+        counts["handshakes_in_progress"] = self._conns.handshakes_in_progress
+        for peer in self._peers.values():
+            counts["dispatch_errors"] += peer.dispatch_errors
+        return counts
 
     def _node_lost(self, node: Atom) -> None:
         """No connection to ``node`` (it went down, or could not be reached): every link,
@@ -586,58 +393,129 @@ class Node:
 
     @staticmethod
     def _dest(dest: Any) -> Any:
-        if type(dest) is tuple and len(dest) == 2 and type(dest[0]) in (str, Atom):
-            return (as_atom(dest[0]), as_atom(dest[1]))
-        if type(dest) is str:
-            return Atom(dest)
-        return dest
+        """A destination in the runtime's form; ValueError names the shapes expected."""
+        t = type(dest)
+        if t is Pid or t is Reference:
+            return dest
+        if t is str or t is Atom:
+            if not dest:
+                raise ValueError(_DEST_SHAPES + ", not an empty name")
+            return as_atom(dest)
+        if t is tuple and len(dest) == 2 and type(dest[0]) in (str, Atom) and type(dest[1]) in (str, Atom):
+            name, node = dest
+            if not name:
+                raise ValueError(_DEST_SHAPES + f"; {dest!r} has an empty name")
+            if "@" not in str(node):
+                raise ValueError(f"{_DEST_SHAPES}; in {dest!r} the node {str(node)!r} is not alive@host")
+            try:
+                parse_node_name(str(node))
+            except NodeNameError as exc:
+                raise ValueError(f"{_DEST_SHAPES}; in {dest!r}: {exc}") from None
+            return (as_atom(name), as_atom(node))
+        raise ValueError(f"{_DEST_SHAPES}, not {dest!r}")
+
+    @staticmethod
+    def _node_of(target: Any) -> Atom | None:
+        if type(target) is Pid:
+            return target.node
+        if type(target) is tuple:
+            node: Atom = target[1]
+            return node
+        if type(target) is Reference:
+            return target.node
+        return None
+
+    async def _writable(self, node: Atom | None, *, connect: bool = False) -> bool:
+        """Wait while ``node``'s connection is busy (a sender suspended on a busy
+        distribution port, as BEAM suspends it). False if the connection died while
+        we waited: the signal is dropped, as BEAM drops it.
+
+        While the connection is being set up the signal is queued behind it and we
+        do not wait, unless that queue is full or ``connect`` asks for the
+        connection to be up (``call``, ``rpc``)."""
+        if node is None or node == self.atom:
+            return True
+        peer = self._peers.get(node)
+        if peer is None or not peer.open:
+            if not connect and not self._conns.queue_full(node):
+                return True
+            peer = await self._connection(node)
+        if peer.busy:
+            await peer.wait_writable()
+            return peer.open
+        return True
 
     async def send(self, dest: Any, message: Any) -> None:
-        """``erlang:send/2``: a pid, a local name, or ``(name, node)``; connects if needed."""
-        self.runtime.send(self._dest(dest), message)
+        """``erlang:send/2``: a pid, a local name, or ``(name, node)``; connects if needed.
+
+        Waits while the connection is busy (its output above ``busy_limit``), or
+        while it is being set up with ``max_queued_signals`` already waiting. Never
+        fails for an unreachable node: the message is dropped, as BEAM drops it."""
+        target = self._dest(dest)
+        try:
+            if not await self._writable(self._node_of(target)):
+                return
+        except ConnectError as exc:
+            log.debug("send to %r dropped: %s", dest, exc)
+            return
+        self.runtime.send(target, message)
 
     async def call(self, dest: Any, request: Any, timeout: float | None = 5.0, *, via: str | None = None) -> Any:
-        """``gen_server:call/3`` (``GenServer.call``): raises :class:`python_actors.CallError`.
+        """``gen_server:call/3`` (``GenServer.call``): raises :class:`bridge.CallError`.
 
         ``dest``: a pid, a local name, ``(name, node)``, ``("global", Name)`` or
         ``("via", Module, Name)``; the last two are resolved by asking the BEAM node
-        ``via`` (default: the only connected node).
+        ``via`` (default: the only connected node). ``timeout`` (seconds) covers
+        everything: connecting, waiting for a busy connection, and the reply.
         """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         if is_global_or_via(dest):
             found = await resolve_name(self, dest, via, timeout)
             if found is None:
-                from python_actors import CallError
-
-                wire = Atom("infinity") if timeout is None else int(timeout * 1000)
-                raise CallError(Atom("noproc"), dest, request, wire)
+                raise CallError(Atom("noproc"), dest, request, _wire_timeout(timeout))
             dest = found
         target = self._dest(dest)
-        node = target.node if type(target) is Pid else target[1] if type(target) is tuple else None
-        if node is not None and node != self.atom:
-            await self._connection_or_nodedown(node, target, request, timeout)
-        return await gen_call(target, request, timeout, runtime=self.runtime)
-
-    async def _connection_or_nodedown(self, node: Atom, target: Any, request: Any, timeout: float | None) -> None:
+        node = self._node_of(target)
         try:
-            await self._connection(node)
-        except ConnectError:
-            from python_actors import CallError
-
-            wire_timeout = Atom("infinity") if timeout is None else int(timeout * 1000)
-            raise CallError((Atom("nodedown"), node), target, request, wire_timeout) from None
+            await asyncio.wait_for(self._writable(node, connect=True), timeout)
+        except TimeoutError:
+            raise CallError(Atom("timeout"), target, request, _wire_timeout(timeout)) from None
+        except ConnectError as exc:
+            raise CallError((_NODEDOWN, node), target, request, _wire_timeout(timeout)) from exc
+        left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
+        try:
+            return await gen_call(target, request, left, runtime=self.runtime)
+        except ActorCallError as exc:
+            if isinstance(exc, CallError):
+                raise
+            raise CallError(exc.why, target, request, _wire_timeout(timeout)) from None
 
     async def cast(self, dest: Any, request: Any) -> None:
-        """``gen_server:cast/2``: never fails."""
-        self.runtime.cast(self._dest(dest), request)
+        """``gen_server:cast/2``: never fails; waits like :meth:`send`."""
+        target = self._dest(dest)
+        try:
+            if not await self._writable(self._node_of(target)):
+                return
+        except ConnectError as exc:
+            log.debug("cast to %r dropped: %s", dest, exc)
+            return
+        self.runtime.cast(target, request)
 
     async def ping(self, node: str | Atom, timeout: float = 5.0) -> bool:
-        """``net_adm:ping/1``: True for ``pong``, False for ``pang``."""
+        """``net_adm:ping/1``: True for ``pong``, False for ``pang``.
+
+        A ``pang`` because the peer rejected our cookie (or our kind of name) is
+        logged at WARNING with the reason; other failures at DEBUG."""
         node = as_atom(node)
         if node == self.atom:
             return True
         try:
             await asyncio.wait_for(self._connection(node), timeout)
             reply = await gen_call((Atom("net_kernel"), node), (_IS_AUTH, self.atom), timeout, runtime=self.runtime)
+        except (CookieRejected, NameMismatch) as exc:
+            log.warning("ping %s: pang: %s", node.name, exc)
+            return False
         except Exception as exc:
             log.debug("ping %s: %r", node.name, exc)
             return False
@@ -647,20 +525,24 @@ class Node:
         """``rpc:call/5`` through the peer's ``rex``: the value, or raises :class:`RpcError`.
 
         Exceptions on the remote side come back as ``RpcError(('EXIT', ...))``;
-        an unreachable node as ``RpcError(nodedown)``; no answer in time as
-        ``RpcError(timeout)``.
+        an unreachable node as ``RpcError(nodedown)`` whose ``__cause__`` (and
+        message) says why, a rejected cookie included; no answer in time (connecting
+        included) as ``RpcError(timeout)``.
         """
         node = as_atom(node)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            await self._connection(node)
+            await asyncio.wait_for(self._writable(node, connect=True), timeout)
+        except TimeoutError:
+            raise RpcError(Atom("timeout"), f"no connection to {node.name} within {timeout:g}s") from None
         except ConnectError as exc:
-            raise RpcError(Atom("nodedown")) from exc
+            raise RpcError(Atom("nodedown"), str(exc)) from exc
         request = (_CALL, as_atom(module), as_atom(function), list(args), _USER)
-        from python_actors import CallError
-
+        left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
         try:
-            result = await gen_call((Atom("rex"), node), request, timeout, runtime=self.runtime)
-        except CallError as exc:
+            result = await gen_call((Atom("rex"), node), request, left, runtime=self.runtime)
+        except ActorCallError as exc:
             why = exc.why
             if why == Atom("timeout"):
                 raise RpcError(Atom("timeout")) from None
@@ -670,6 +552,23 @@ class Node:
         if type(result) is tuple and len(result) == 2 and result[0] == _BADRPC:
             raise RpcError(result[1])
         return result
+
+    # -- process groups -----------------------------------------------------------------
+
+    async def pg(self, scope: str | Atom = "pg") -> PgScope:
+        """The node's ``pg`` scope ``scope`` (the default scope is ``pg``), started on
+        first use as ``pg:start_link(Scope)`` would: see :mod:`bridge.pg`."""
+        name = Atom(str(scope))
+        found = self._pg_scopes.get(name)
+        if found is None:
+            found = self._pg_scopes[name] = PgScope(self, name)
+            try:
+                await found.start()
+            except BaseException:
+                del self._pg_scopes[name]
+                raise
+            self.runtime.service(f"pg:{name.name}", lambda: found)
+        return found
 
     # -- what BEAM may run here ---------------------------------------------------------
 
@@ -699,14 +598,3 @@ class Node:
             target, function = function, "start_link"
         self._spawner.allow_spawn(module, str(function), target)
 
-
-class _AcceptedProtocol(DistProtocol):
-    """An inbound connection: starts the acceptor's handshake when the socket is up."""
-
-    def __init__(self, node: Node) -> None:
-        super().__init__()
-        self._node = node
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._node._own(self._node._accept(self), "accept")

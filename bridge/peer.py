@@ -21,28 +21,44 @@ and the connection closes with reason ``net_tick_timeout``. Every tick received 
 answered with a tick, as erl_interface and jinterface do.
 
 No message is delivered before the handshake completes; a protocol error from the
-peer closes this connection alone.
+peer closes this connection alone. An exception raised while dispatching one of
+the peer's messages is logged and that message dropped; the event loop never sees
+it.
+
+Backpressure is a busy distribution port, as BEAM's ``dist_buf_busy_limit``: the
+transport's write buffer has a high-water mark (``busy_limit``, 1 MiB by default)
+and a low-water mark at half of it. Above the high mark the connection is *busy*:
+:meth:`PeerConnection.wait_writable` suspends async senders until the buffer drains
+below the low mark (or the connection dies). Writes themselves never block, so
+the synchronous paths (the actor router) still write, and their bytes count
+towards the same mark. When the connection dies with frames still buffered,
+:attr:`PeerConnection.unsent_frames` says how many were lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.errors import DecodeError, ProtocolError
-from dist_proto.framing import NEED_DATA, ControlMessage, DistConnection, Tick
+from dist_proto.framing import DEFAULT_MAX_FRAME, NEED_DATA, ControlMessage, DistConnection, Tick
 from dist_proto.terms import Atom
 
 if TYPE_CHECKING:
     from dist_proto.control import Control
 
-__all__ = ["DistProtocol", "PeerConnection"]
+__all__ = ["DEFAULT_BUSY_LIMIT", "DistProtocol", "PeerConnection"]
 
 log = logging.getLogger("bridge.peer")
+
+#: Bytes of unsent output above which a connection is busy (OTP's ``dist_buf_busy_limit``).
+DEFAULT_BUSY_LIMIT = 1024 * 1024
 
 
 class DistProtocol(asyncio.Protocol):
@@ -72,6 +88,14 @@ class DistProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return None
+
+    def pause_writing(self) -> None:
+        if self.peer is not None:
+            self.peer._on_pause()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer._on_resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -134,7 +158,9 @@ class PeerConnection:
         dispatch: Callable[[PeerConnection, Control], None],
         on_close: Callable[[PeerConnection, Any], None],
         ticktime: float,
-        max_frame: int = 64 * 1024 * 1024,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_reassembly: int | None = None,
+        busy_limit: int = DEFAULT_BUSY_LIMIT,
     ) -> None:
         self.name = name
         self.creation = creation
@@ -142,7 +168,10 @@ class PeerConnection:
         self.protocol = protocol
         assert protocol.transport is not None
         self.transport: asyncio.Transport = protocol.transport
-        self.conn = DistConnection(flags, max_frame=max_frame)
+        self.conn = DistConnection(flags, max_frame=max_frame, max_reassembly=max_reassembly)
+        if busy_limit < 1:
+            raise ValueError("busy_limit must be positive")
+        self.busy_limit = busy_limit
         self._dispatch = dispatch
         self._on_close = on_close
         self.ticktime = ticktime
@@ -155,10 +184,28 @@ class PeerConnection:
         self.close_reason: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[Any] = self._loop.create_future()
+        self.busy = False  # output above the high-water mark
+        self.busy_count = 0  # times the connection became busy
+        self.dispatch_errors = 0
+        self.unsent_frames = 0  # frames lost when the connection died (set then)
+        self.unsent_bytes = 0
+        self._writable: list[asyncio.Future[None]] = []
+        # Output accounting: (cumulative bytes handed to the transport, frames in
+        # that write) for every write not yet known to be on the wire.
+        self._written_total = 0
+        self._out_bytes = 0
+        self._buffered_at_last_look = 0
+        self._batches: deque[tuple[int, int]] = deque()
+        # Writes to the transport hold this lock, so that the tick guard's thread can
+        # put a tick between two whole frames while the loop is held (tick_guard.py).
+        self._write_lock = threading.Lock()
+        self._last_tick_check = time.monotonic()
+        self._plain_socket = self.transport.get_extra_info("sslcontext") is None
 
     def start(self, leftover: bytes) -> None:
         """Switch the protocol to the connected phase and process early frames."""
         self.protocol.peer = self
+        self.transport.set_write_buffer_limits(high=self.busy_limit, low=self.busy_limit // 2)
         early = leftover + self.protocol.take_buffered()
         self._schedule_tick()
         if early:
@@ -179,20 +226,38 @@ class PeerConnection:
         conn.receive_data(data)
         dispatch = self._dispatch
         next_event = conn.next_event
-        try:
-            while True:
+        while True:
+            try:
                 event = next_event()
-                if type(event) is ControlMessage:
+            except (ProtocolError, DecodeError) as exc:
+                log.warning("closing connection to %s: %s", self.name.name, exc)
+                self.close(("protocol_error", str(exc)))
+                return
+            except Exception as exc:  # a decoder bug must cost this connection only
+                log.exception("closing connection to %s: cannot decode its data", self.name.name)
+                self.close(("protocol_error", repr(exc)))
+                return
+            if type(event) is ControlMessage:
+                try:
                     dispatch(self, event.control)
-                elif event is NEED_DATA:
-                    return
-                elif type(event) is Tick:
-                    self.write(conn.tick_bytes())
-                if not self.open:
-                    return
-        except (ProtocolError, DecodeError) as exc:
-            log.warning("closing connection to %s: %s", self.name.name, exc)
-            self.close(("protocol_error", str(exc)))
+                except Exception:
+                    self._dispatch_failed(event.control)
+            elif event is NEED_DATA:
+                return
+            elif type(event) is Tick:
+                self.write(conn.tick_bytes())
+            if not self.open:
+                return
+
+    def _dispatch_failed(self, control: Any) -> None:
+        """Contain an exception raised while handling one of the peer's messages:
+        log it (with the traceback the first time on this connection) and drop it."""
+        self.dispatch_errors += 1
+        what = type(control).__name__
+        if self.dispatch_errors == 1:
+            log.exception("dropped a %s from %s: handling it failed", what, self.name.name)
+        else:
+            log.warning("dropped a %s from %s: handling it failed (%d so far)", what, self.name.name, self.dispatch_errors)
 
     def _on_lost(self, exc: BaseException | None) -> None:
         self._finish(Atom("connection_closed") if exc is None else ("connection_lost", str(exc)))
@@ -202,18 +267,117 @@ class PeerConnection:
     def write(self, data: bytes) -> None:
         """Queue whole frames; they go out in one ``transport.write`` per loop iteration."""
         if self.open:
-            out = self._out
-            if not out:
-                self._wrote = True
-                self._loop.call_soon(self._flush)
-            out.append(data)
+            with self._write_lock:
+                out = self._out
+                if not out:
+                    self._wrote = True
+                    self._out_bytes = 0
+                    self._loop.call_soon(self._flush)
+                out.append(data)
+                self._out_bytes += len(data)
+                burst = self._out_bytes + self._buffered_at_last_look > self.busy_limit
+            if burst:
+                # Crossing the busy mark within one loop iteration: hand the burst to
+                # the transport now, so that the mark sees it (pause_writing fires).
+                self._flush()
 
     def _flush(self) -> None:
-        out = self._out
-        if out:
-            if self.open:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        with self._write_lock:
+            out = self._out
+            if not out:
+                return
+            frames = len(out)
+            data = out[0] if frames == 1 else b"".join(out)
             out.clear()
+            if not self.open:
+                return
+            self.transport.write(data)
+            self._written_total += len(data)
+            buffered = self.transport.get_write_buffer_size()
+            self._buffered_at_last_look = buffered
+            if buffered:
+                self._batches.append((self._written_total, frames))
+            elif self._batches:
+                self._batches.clear()
+
+    def tick_from_thread(self) -> bool:
+        """Write a tick from another thread while the loop is held (the tick guard).
+
+        The frames queued for this loop iteration go first, then the tick, straight to
+        the socket; only when the transport's own buffer is empty (so the stream is
+        between frames) and with the loop's writes excluded by the lock. Not for TLS,
+        whose records the loop writes. Returns True if a tick went out."""
+        if not self.open or not self._plain_socket:
+            return False
+        with self._write_lock:
+            if self.transport.get_write_buffer_size():
+                return False
+            sock = self.transport.get_extra_info("socket")
+            if sock is None:
+                return False
+            data = b"".join(self._out) + b"\0\0\0\0"
+            try:
+                n = os.write(sock.fileno(), data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return False
+            had_queue = bool(self._out)
+            self._out.clear()
+            self._written_total += n
+            if n < len(data):
+                self._out.append(data[n:])  # the loop sends the rest, in order
+                if not had_queue:
+                    self._loop.call_soon_threadsafe(self._flush)
+            return n > 0
+
+    # -- backpressure -----------------------------------------------------------------
+
+    def _on_pause(self) -> None:
+        if not self.busy:
+            self.busy = True
+            self.busy_count += 1
+            log.debug("connection to %s is busy (%d bytes unsent)", self.name.name, self.write_buffer_size())
+
+    def _on_resume(self) -> None:
+        self.busy = False
+        self._prune_batches()
+        self._wake_writers()
+
+    def _wake_writers(self) -> None:
+        waiters, self._writable = self._writable, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def wait_writable(self) -> None:
+        """Return once the connection is not busy (at once if it is not), or closed.
+
+        This is where an async sender is suspended on a busy distribution port."""
+        while self.busy and self.open:
+            waiter = self._loop.create_future()
+            self._writable.append(waiter)
+            await waiter
+
+    def _prune_batches(self) -> None:
+        buffered = self.transport.get_write_buffer_size()
+        self._buffered_at_last_look = buffered
+        on_the_wire = self._written_total - buffered
+        batches = self._batches
+        while batches and batches[0][0] <= on_the_wire:
+            batches.popleft()
+
+    def _count_unsent(self) -> None:
+        """Frames (messages and signals) whose bytes were not all written when the
+        connection died; measured now if the transport still holds its buffer, else
+        from the last look at it (an upper bound)."""
+        buffered = self.transport.get_write_buffer_size() or self._buffered_at_last_look
+        on_the_wire = self._written_total - buffered
+        frames = sum(n for end, n in self._batches if end > on_the_wire) if buffered else 0
+        self.unsent_frames = frames + len(self._out)
+        self.unsent_bytes = buffered + sum(map(len, self._out))
+        self._batches.clear()
+        self._out.clear()
 
     def send(self, control: Control) -> None:
         """Encode and write one control message (with its payload)."""
@@ -221,6 +385,7 @@ class PeerConnection:
             self.write(self.conn.send(control))
 
     def write_buffer_size(self) -> int:
+        """Bytes written to this connection and not yet on the wire."""
         return self.transport.get_write_buffer_size() + sum(map(len, self._out))
 
     # -- ticks ----------------------------------------------------------------------
@@ -231,16 +396,23 @@ class PeerConnection:
     def _tick(self) -> None:
         if not self.open:
             return
-        silent_for = time.monotonic() - self._last_read
-        if silent_for > self.ticktime:
+        now = time.monotonic()
+        late = now - self._last_tick_check > self.ticktime / 2
+        self._last_tick_check = now
+        silent_for = now - self._last_read
+        # After the loop was held, what the peer sent meanwhile is still unread: judge
+        # its silence on the next round, once the loop has read its socket.
+        if silent_for > self.ticktime and not late:
             log.warning("node %s not responding for %.1fs, disconnecting", self.name.name, silent_for)
             # Abort, not close: a frozen peer would never drain our buffered writes,
             # and close() waits for that before it lets the socket go.
             self.abort(Atom("net_tick_timeout"))
             return
         if not self._wrote:
-            self.transport.write(self.conn.tick_bytes())
+            self.write(self.conn.tick_bytes())
         self._wrote = False
+        if self._batches:
+            self._prune_batches()
         self._schedule_tick()
 
     # -- closing --------------------------------------------------------------------
@@ -250,18 +422,24 @@ class PeerConnection:
         if not self.open:
             return
         self._flush()
-        self.transport.close()
-        self._finish(reason if reason is not None else Atom("disconnect"))
+        self.transport.close()  # what is buffered still goes out
+        self._batches.clear()
+        self._finish(reason if reason is not None else Atom("disconnect"), count_unsent=False)
 
     def abort(self, reason: Any) -> None:
         if self.open:
+            self._count_unsent()
             self.transport.abort()
-            self._finish(reason)
+            self._finish(reason, count_unsent=False)
 
-    def _finish(self, reason: Any) -> None:
+    def _finish(self, reason: Any, *, count_unsent: bool = True) -> None:
         if not self.open:
             return
+        if count_unsent:
+            self._count_unsent()
         self.open = False
+        self.busy = False
+        self._wake_writers()
         self.close_reason = reason
         if self._timer is not None:
             self._timer.cancel()

@@ -2,7 +2,7 @@
 
 A hidden node has no ``global_name_server`` of its own, so these names are resolved by
 asking a BEAM node (``global:whereis_name/1`` or ``Module:whereis_name/1`` over rpc), as
-DISTRIBUTION.md 7.4 recommends; the call then goes to the pid found.
+docs/protocol.md §7.4 recommends; the call then goes to the pid found.
 """
 
 from __future__ import annotations

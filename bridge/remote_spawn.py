@@ -1,10 +1,14 @@
 """Starting processes on BEAM nodes from Python: ``erlang:spawn_request/5`` and BEAM
 children of Python supervisors.
 
->>> from python_actors import ChildSpec, Supervisor             # doctest: +SKIP
->>> spec = ChildSpec(id="cache",
-...                  start=beam_child(node, "app@127.0.0.1", "my_cache", "start_link", []))
->>> await Supervisor.start_link([spec], runtime=node.runtime)   # doctest: +SKIP
+Inside a coroutine, with ``node`` a running :class:`bridge.Node` and the BEAM node
+``app@127.0.0.1`` running the beam_bridge application::
+
+    from python_actors import ChildSpec, Supervisor
+
+    spec = ChildSpec(id="cache",
+                     start=beam_child(node, "app@127.0.0.1", "my_cache", "start_link", []))
+    await Supervisor.start_link([spec], runtime=node.runtime)
 
 :func:`spawn_request` sends ``SPAWN_REQUEST`` as the calling process (so ``link``
 links that process to the new BEAM process) and waits for ``SPAWN_REPLY``.

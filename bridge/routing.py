@@ -1,7 +1,7 @@
 """Routing between the actor runtime and the distribution connections.
 
 :class:`NodeRouter` is the ``bridge`` implementation of :class:`python_actors.Router`
-(the outbound half: one control message per signal, DISTRIBUTION.md section 5) and
+(the outbound half: one control message per signal, docs/protocol.md §5) and
 the dispatcher of inbound control messages into the runtime's inbound half.
 
 Signals to a node without a connection are queued while the node dials it (BEAM's
@@ -155,6 +155,11 @@ class NodeRouter:
     def down(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
         """MONITOR_P_EXIT to a remote watcher."""
         self._control(watcher.node, c.MonitorExit(target, watcher, ref, reason), _MONITOR_FLAGS)
+
+    def supports_alias(self, node: Atom) -> bool:
+        """Whether ``node`` is connected with ALIAS negotiated (OTP 24+ peers)."""
+        peer = self._node._peers.get(node)
+        return peer is not None and peer.open and bool(peer.flags & DFlag.ALIAS)
 
     # -- inbound --------------------------------------------------------------------
 

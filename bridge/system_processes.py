@@ -1,7 +1,7 @@
 """The system processes BEAM expects on a node: ``net_kernel``, ``rex`` and the spawner.
 
 - ``net_kernel`` answers ``{is_auth, Node}`` with ``yes``, so ``net_adm:ping/1`` gives
-  ``pong`` (DISTRIBUTION.md 7.1).
+  ``pong`` (docs/protocol.md §7.1).
 - ``rex`` serves ``rpc``'s old protocol: ``gen_server:call({rex, Node}, {call, M, F, A, GL})``,
   ``block_call``, casts, and the C-node form ``{Pid, {call, M, F, A, GL}}`` answered with
   ``{rex, Result}`` (7.3).
@@ -12,6 +12,18 @@
 Only what the Python program allow-listed runs: an rpc of anything else fails as a
 call of an undefined function does on BEAM (``undef``), and a spawn of anything
 else is refused with ``notsup``.
+
+Junk never takes them down, and they are supervised as kernel's are:
+
+- ``net_kernel`` and ``rex`` run under a supervisor registered as ``kernel_sup``
+  (:func:`start_system_supervisor`, one_for_one, :data:`SYSTEM_INTENSITY` restarts in
+  :data:`SYSTEM_PERIOD` seconds); a crashed one is restarted under its name.
+- They answer what OTP's answer and ignore the rest as OTP's do: an unknown request
+  to ``net_kernel`` or ``rex`` gets no reply (the caller's ``gen_server:call`` times
+  out), a request whose ``From`` is not ``{Pid, Tag}`` is dropped, other messages are
+  ignored.
+- A spawn request the spawner cannot serve is refused with ``badarg``; the connection
+  and the node's other processes are untouched.
 """
 
 from __future__ import annotations
@@ -25,13 +37,32 @@ from typing import TYPE_CHECKING, Any
 from dist_proto import control as c
 from dist_proto import encode
 from dist_proto.terms import Atom, Pid, Reference
-from python_actors import Exit, GenServer, Ok, Process, Reply, StartError, reason_of
+from python_actors import (
+    ChildSpec,
+    Exit,
+    GenServer,
+    NoReply,
+    Ok,
+    Process,
+    Reply,
+    StartError,
+    Supervisor,
+    current_process,
+    reason_of,
+    run_blocking,
+)
+from python_actors.supervisor import is_from
 
 if TYPE_CHECKING:
     from .node import Node
     from .peer import PeerConnection
 
-__all__ = ["NetKernel", "Rex", "Spawner"]
+__all__ = ["SYSTEM_INTENSITY", "SYSTEM_PERIOD", "NetKernel", "Rex", "Spawner", "start_system_supervisor"]
+
+#: Restarts of system processes tolerated in :data:`SYSTEM_PERIOD` seconds before
+#: ``kernel_sup`` gives up (OTP's kernel_sup would stop the node at the first one).
+SYSTEM_INTENSITY = 10
+SYSTEM_PERIOD = 10.0
 
 log = logging.getLogger("bridge.system")
 
@@ -66,15 +97,29 @@ _IGNORE = Atom("ignore")
 
 
 class NetKernel(GenServer):
-    """``net_kernel``: the part of it a remote node talks to."""
+    """``net_kernel``: the part of it a remote node talks to (``net_kernel:handle_call/3``).
+
+    ``{is_auth, Node}`` is answered ``yes``; any other call gets no reply, as OTP's
+    catch-all clause gives none; a call with a malformed ``From`` is dropped.
+    """
+
+    placement = "loop"  # a system process: never waits for a thread
 
     def init(self, node: Node) -> Ok:
         return Ok(node)
 
-    def handle_call(self, request: Any, from_: Any, node: Node) -> Reply:
-        if type(request) is tuple and len(request) == 2 and request[0] == _IS_AUTH:
+    def handle_call(self, request: Any, from_: Any, node: Node) -> Reply | NoReply:
+        if is_from(from_) and type(request) is tuple and len(request) == 2 and request[0] == _IS_AUTH:
             return Reply(_YES, node)
-        return Reply(Atom("error"), node)
+        return NoReply(node)
+
+    def handle_cast(self, request: Any, node: Node) -> NoReply:
+        log.debug("net_kernel ignoring cast %r", request)
+        return NoReply(node)
+
+    def handle_info(self, message: Any, node: Node) -> NoReply:
+        log.debug("net_kernel ignoring %r", message)
+        return NoReply(node)
 
 
 class RpcRefused(Exception):
@@ -86,9 +131,14 @@ def _undef(module: Atom, function: Atom, args: list[Any]) -> Any:
 
 
 async def _apply(fn: Callable[..., Any], args: list[Any]) -> Any:
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
+    # A plain function runs on a thread of the runtime (it may block); a coroutine
+    # function runs on the loop, like an async actor's callback.
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*args)
+    else:
+        result = await run_blocking(fn, *args)
+        if inspect.isawaitable(result):
+            result = await result
     # A value with no Erlang form fails here, as the function's own error, rather than
     # later in the exit signal carrying it (which would leave the caller waiting).
     encode(result)
@@ -101,22 +151,29 @@ class Rex:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def start_process(self) -> Pid:
-        rt = self._node.runtime
+    async def start_link(self) -> Pid:
+        """Start the ``rex`` process linked to the caller (its supervisor), registered."""
+        parent = current_process()
 
         async def loop(proc: Process) -> None:
-            proc.register(_REX)
             while True:
                 msg = await proc.receive()
-                self._handle(proc, msg)
+                try:
+                    self._handle(proc, msg)
+                except Exception:  # a request we misread must not take rex down
+                    log.exception("rex ignoring %r", msg)
 
-        return rt.spawn(loop)
+        pid = parent.spawn_link(loop)
+        parent.runtime.register(_REX, pid)
+        return pid
 
     def _handle(self, proc: Process, msg: Any) -> None:
         if type(msg) is not tuple or not msg:
             return
         if msg[0] == _GEN_CALL and len(msg) == 3:
             from_, request = msg[1], msg[2]
+            if not is_from(from_):
+                return
             if type(request) is tuple and len(request) == 5 and request[0] in (_CALL, _BLOCK_CALL):
                 _, m, f, a, _gl = request
                 proc.spawn(self._run_call, m, f, a, from_)
@@ -157,6 +214,30 @@ class Rex:
         proc.send(sender, (_REX, await self._result(m, f, a)))
 
 
+async def start_system_supervisor(node: Node) -> Pid:
+    """Start ``kernel_sup`` with ``net_kernel`` and ``rex`` under it (OTP's kernel
+    supervisor, restarting instead of stopping the node)."""
+    rex = Rex(node)
+    children = [
+        ChildSpec(id="net_kernel", start=_named_start(NetKernel, node, Atom("net_kernel")), modules=[Atom("net_kernel")]),
+        ChildSpec(id="rex", start=rex.start_link, modules=[Atom("rpc")]),
+    ]
+    sup = await Supervisor.start_link(
+        children, strategy="one_for_one", intensity=SYSTEM_INTENSITY, period=SYSTEM_PERIOD,
+        name=Atom("kernel_sup"), runtime=node.runtime,
+    )
+    if sup is None:  # only a subclass's init can answer ignore
+        raise StartError(Atom("ignore"))
+    return sup
+
+
+def _named_start(cls: type[GenServer], arg: Any, name: Atom) -> Callable[[], Any]:
+    async def start() -> Pid | None:
+        return await cls.start_link(arg, name=name)
+
+    return start
+
+
 class Spawner:
     """Serves SPAWN_REQUEST (``erlang:spawn_request/5`` and everything built on it)."""
 
@@ -186,6 +267,14 @@ class Spawner:
     # -- serving requests -----------------------------------------------------------
 
     def handle_request(self, peer: PeerConnection, msg: c.SpawnRequest) -> None:
+        """Serve one SPAWN_REQUEST; one we cannot read is refused with ``badarg``."""
+        try:
+            self._handle_request(peer, msg)
+        except Exception:
+            log.exception("refusing a spawn request from %s", peer.name.name)
+            peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+
+    def _handle_request(self, peer: PeerConnection, msg: c.SpawnRequest) -> None:
         module, function, arity = msg.mfa
         args = msg.args
         rt = self._node.runtime
@@ -215,7 +304,7 @@ class Spawner:
     def _start_actor(self, peer: PeerConnection, msg: c.SpawnRequest) -> None:
         """``beam_bridge:start_link(Node, Actor, Args)``: start ``(Actor, start_link)``
         and answer after ``init``, as ``proc_lib`` does (see erl/src/beam_bridge.erl)."""
-        actor, arg = msg.args
+        actor, arg = msg.args if type(msg.args) is list else (None, None)
         target = self._spawn.get((actor, _START_LINK)) if type(actor) is Atom else None
         if target is None:
             peer.send(c.SpawnReply(msg.req_id, msg.from_pid, 0, _NOTSUP))

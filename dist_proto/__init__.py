@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from .control import NO_PAYLOAD, Control
 from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .etf import decode, decode_from, encode, encode_body
@@ -27,6 +29,11 @@ from .terms import (
     TermMap,
     exact_key,
 )
+
+try:  # the single source is the version in pyproject.toml, as installed
+    __version__: str = _metadata.version("beam-bridge")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_FLAGS",

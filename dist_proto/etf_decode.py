@@ -4,7 +4,7 @@
 >>> decode(bytes([131, 104, 2, 119, 2, 111, 107, 97, 42]))
 (Atom('ok'), 42)
 
-Theory of operation (see protocol/DISTRIBUTION.md §6 and §9):
+Theory of operation (see docs/protocol.md §6 and §9):
 
 - ``_dec`` is a recursive decoder that handles the common tags inline, in
   order of frequency, with fast paths for atoms and small integers inside

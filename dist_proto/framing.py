@@ -163,11 +163,16 @@ class DistConnection:
         max_message: int | None = None,
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         fragment_size: int = DEFAULT_FRAGMENT_SIZE,
+        max_reassembly: int | None = None,
     ) -> None:
         self.flags = DFlag(int(flags))
         self.max_frame = max_frame
         self.max_message = max_frame if max_message is None else max_message
         self.max_sequences = max_sequences
+        #: Bytes held by all unfinished fragmented messages together (default: one
+        #: ``max_message``), so open sequences cannot multiply the per-message cap.
+        self.max_reassembly = self.max_message if max_reassembly is None else max_reassembly
+        self._reassembly_bytes = 0
         if fragment_size < 1:
             raise ValueError("fragment_size must be positive")
         self.fragment_size = fragment_size
@@ -396,6 +401,7 @@ class DistConnection:
             seq_state = _Sequence(frag - 1, data[pos:end], ctx)
             if seq_state.size > self.max_message:
                 raise RemoteProtocolError("fragmented message exceeds the size limit")
+            self._hold(seq_state.size)
             seqs[seq] = seq_state
             return None
         state = seqs.get(seq)
@@ -409,17 +415,33 @@ class DistConnection:
         state.size += len(chunk)
         if state.size > self.max_message:
             del seqs[seq]
+            self._reassembly_bytes -= state.size - len(chunk)
             raise RemoteProtocolError(
                 f"fragmented message of over {self.max_message} bytes in sequence {seq}"
             )
+        self._hold(len(chunk))
         state.chunks.append(chunk)
         if frag > 1:
             state.next_id = frag - 1
             return None
         del seqs[seq]
+        self._reassembly_bytes -= state.size
         whole = b"".join(state.chunks)
         control, off = decode_dist(whole, 0, state.ctx)
         return self._message(whole, control, off, len(whole), state.ctx)
+
+    def _hold(self, size: int) -> None:
+        self._reassembly_bytes += size
+        if self._reassembly_bytes > self.max_reassembly:
+            raise RemoteProtocolError(
+                f"unfinished fragmented messages hold over {self.max_reassembly} bytes"
+                f" ({len(self._sequences)} sequences open)"
+            )
+
+    @property
+    def reassembly_bytes(self) -> int:
+        """Bytes held by fragmented messages under reassembly."""
+        return self._reassembly_bytes
 
     @property
     def open_sequences(self) -> int:

@@ -16,7 +16,9 @@ This module implements the section "Distribution Handshake" of OTP's
     challenge_reply 'r' chA digest(chB)  --->
                                          <---    challenge_ack 'a' digest(chA)
 
-Each message is framed as ``Length(2) | Message``; afterwards the connection uses
+Each message is framed as ``Length(2) | Message`` (``Length(4)`` under TLS, where
+``inet_tls_dist`` keeps its socket in ``{packet, 4}`` from the start: pass
+``header_size=4``); afterwards the connection uses
 4-byte frames (:mod:`dist_proto.framing`), and the first of those may already sit
 in the read that carried the last handshake message: the final
 :class:`HandshakeComplete` event hands those bytes over as ``leftover``.
@@ -69,6 +71,7 @@ __all__ = [
     "AliveQuery",
     "AliveReply",
     "ClientHandshake",
+    "HandshakeClosed",
     "HandshakeComplete",
     "HandshakeEvent",
     "HandshakeRejected",
@@ -76,6 +79,7 @@ __all__ = [
     "NameReceived",
     "Named",
     "ServerHandshake",
+    "WrongCookie",
     "compute_digest",
     "simultaneous_status",
 ]
@@ -95,6 +99,31 @@ class _NeedData(Enum):
 NEED_DATA: Final = _NeedData.NEED_DATA
 
 
+class HandshakeClosed(RemoteProtocolError):
+    """The peer closed the connection before the handshake completed.
+
+    ``state`` is the state the handshake was in (what we were waiting for). An
+    initiator in ``CHALLENGE_ACK`` has sent its digest: a peer that closes then
+    found it wrong, which is how ``dist_util`` rejects a wrong cookie
+    (``cookie_rejected`` is true).
+    """
+
+    def __init__(self, state: HandshakeState, role: str) -> None:
+        self.state = state
+        self.role = role
+        super().__init__(
+            f"the peer closed the connection while the {role} waited for {_WAITING_FOR[state]}"
+        )
+
+    @property
+    def cookie_rejected(self) -> bool:
+        return self.state is HandshakeState.CHALLENGE_ACK
+
+
+class WrongCookie(RemoteProtocolError):
+    """A digest did not match our cookie: the two nodes have different cookies."""
+
+
 class HandshakeState(Enum):
     """Where a handshake object stands."""
 
@@ -111,6 +140,23 @@ class HandshakeState(Enum):
     DONE = "DONE"  # handshake complete: hand over to DistConnection
     CLOSED = "CLOSED"  # ended by a status (nok, not_allowed, alive/false)
     ERROR = "ERROR"
+
+
+_WAITING_FOR: Final = {
+    HandshakeState.SEND_NAME: "send_name",
+    HandshakeState.DECIDE: "our status decision",
+    HandshakeState.STATUS: "the status",
+    HandshakeState.ANSWER_ALIVE: "our answer to status alive",
+    HandshakeState.ALIVE_REPLY: "the answer to status alive",
+    HandshakeState.PROCEED: "the old connection to go",
+    HandshakeState.CHALLENGE: "the challenge",
+    HandshakeState.COMPLEMENT: "the complement",
+    HandshakeState.CHALLENGE_REPLY: "the challenge reply",
+    HandshakeState.CHALLENGE_ACK: "the challenge ack (the peer checks our cookie's digest first)",
+    HandshakeState.DONE: "nothing (complete)",
+    HandshakeState.CLOSED: "nothing (closed)",
+    HandshakeState.ERROR: "nothing (failed)",
+}
 
 
 # --------------------------------------------------------------------------- events
@@ -233,10 +279,10 @@ def _decode_name(raw: bytes) -> str:
         raise RemoteProtocolError("node name is not valid UTF-8") from None
 
 
-def _pack(body: bytes) -> bytes:
+def _pack(body: bytes, header_size: int = 2) -> bytes:
     if len(body) > MAX_HANDSHAKE_PACKET:
         raise LocalProtocolError("handshake message longer than 65535 bytes")
-    return len(body).to_bytes(2, "big") + body
+    return len(body).to_bytes(header_size, "big") + body
 
 
 def _random_challenge() -> int:
@@ -244,11 +290,14 @@ def _random_challenge() -> int:
 
 
 class _Base:
-    """Shared 2-byte framing, buffers and error state."""
+    """Shared framing (2-byte lengths, 4-byte under TLS), buffers and error state."""
 
     _role = "handshake"
 
-    def __init__(self, name: str, cookie: str | bytes, flags: int, creation: int) -> None:
+    def __init__(self, name: str, cookie: str | bytes, flags: int, creation: int, header_size: int = 2) -> None:
+        if header_size not in (2, 4):
+            raise LocalProtocolError(f"handshake length header of {header_size} bytes (2, or 4 under TLS)")
+        self.header_size = header_size
         self.our_name = name
         self._cookie = cookie.encode("utf-8") if isinstance(cookie, str) else bytes(cookie)
         self.our_flags = DFlag(int(flags))
@@ -260,6 +309,7 @@ class _Base:
         self._out = bytearray()
         self._state = HandshakeState.ERROR
         self._error: ProtocolError | None = None
+        self._eof = False
         if not 0 <= creation <= 0xFFFFFFFF:
             raise LocalProtocolError(f"creation {creation} does not fit in 32 bits")
 
@@ -273,6 +323,19 @@ class _Base:
             raise LocalProtocolError("handshake is complete; feed the DistConnection")
         self._in += data
 
+    def receive_eof(self) -> None:
+        """The peer closed its side. Buffered messages are still returned by
+        ``next_event``; after them it raises :class:`HandshakeClosed` naming the state
+        we were in (unless the handshake had already ended)."""
+        self._eof = True
+
+    def _closed_error(self) -> HandshakeClosed | None:
+        if self._eof and self._state not in (
+            HandshakeState.DONE, HandshakeState.CLOSED, HandshakeState.ERROR
+        ):
+            return HandshakeClosed(self._state, self._role)
+        return None
+
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer (possibly empty)."""
         out = bytes(self._out)
@@ -280,17 +343,19 @@ class _Base:
         return out
 
     def _send(self, body: bytes) -> None:
-        self._out += _pack(body)
+        self._out += _pack(body, self.header_size)
 
     def _packet(self) -> bytes | None:
-        buf = self._in
-        if len(buf) < 2:
+        buf, size = self._in, self.header_size
+        if len(buf) < size:
             return None
-        n = (buf[0] << 8) | buf[1]
-        if len(buf) < 2 + n:
+        n = int.from_bytes(buf[:size], "big")
+        if n > MAX_HANDSHAKE_PACKET:
+            raise RemoteProtocolError(f"handshake message of {n} bytes announced (at most {MAX_HANDSHAKE_PACKET})")
+        if len(buf) < size + n:
             return None
-        body = bytes(buf[2 : 2 + n])
-        del buf[: 2 + n]
+        body = bytes(buf[size : size + n])
+        del buf[: size + n]
         if not body:
             raise RemoteProtocolError(f"empty handshake message in state {self._state.value}")
         return body
@@ -359,6 +424,7 @@ class ClientHandshake(_Base):
         name_me: bool = False,
         required_flags: int = MANDATORY,
         challenge: int | None = None,
+        header_size: int = 2,
     ) -> None:
         flags = int(flags)
         if name_me:
@@ -373,7 +439,7 @@ class ClientHandshake(_Base):
             _check_full_name(name, LocalProtocolError)
         if not expand_digest(flags) & DFlag.HANDSHAKE_23:
             raise LocalProtocolError("our flags must include DFLAG_HANDSHAKE_23")
-        super().__init__(name, cookie, flags, creation)
+        super().__init__(name, cookie, flags, creation, header_size)
         self.expected_peer = peer_name
         self.required_flags = required_flags
         self.name_me = name_me
@@ -395,10 +461,16 @@ class ClientHandshake(_Base):
             raise self._error
         st = self._state
         if st in (HandshakeState.ANSWER_ALIVE, HandshakeState.CLOSED, HandshakeState.DONE):
+            closed = self._closed_error()
+            if closed is not None:
+                raise self._fail(closed)
             return NEED_DATA
         try:
             body = self._packet()
             if body is None:
+                closed = self._closed_error()
+                if closed is not None:
+                    raise closed
                 return NEED_DATA
             return self._HANDLERS[st](self, body)
         except ProtocolError as exc:
@@ -466,9 +538,7 @@ class ClientHandshake(_Base):
                 f" got {len(body)} bytes starting with {body[0]}"
             )
         if not hmac.compare_digest(body[1:], compute_digest(self._challenge, self._cookie)):
-            raise RemoteProtocolError(
-                f"wrong cookie: bad challenge_ack digest from {self.peer_name!r}"
-            )
+            raise WrongCookie(f"wrong cookie: bad challenge_ack digest from {self.peer_name!r}")
         return self._complete()
 
     _HANDLERS = {
@@ -499,10 +569,11 @@ class ServerHandshake(_Base):
         creation: int,
         required_flags: int = MANDATORY,
         challenge: int | None = None,
+        header_size: int = 2,
     ) -> None:
         _check_full_name(name, LocalProtocolError)
         flags = int(flags) & ~DFlag.NAME_ME
-        super().__init__(name, cookie, flags, creation)
+        super().__init__(name, cookie, flags, creation, header_size)
         self.required_flags = required_flags
         self._challenge = _random_challenge() if challenge is None else challenge & 0xFFFFFFFF
         self._version = 6
@@ -568,10 +639,16 @@ class ServerHandshake(_Base):
             raise self._error
         st = self._state
         if st not in self._HANDLERS:
+            closed = self._closed_error()
+            if closed is not None:
+                raise self._fail(closed)
             return NEED_DATA
         try:
             body = self._packet()
             if body is None:
+                closed = self._closed_error()
+                if closed is not None:
+                    raise closed
                 return NEED_DATA
             return self._HANDLERS[st](self, body)
         except ProtocolError as exc:
@@ -651,9 +728,7 @@ class ServerHandshake(_Base):
             )
         (their_challenge,) = struct.unpack_from(">I", body, 1)
         if not hmac.compare_digest(body[5:], compute_digest(self._challenge, self._cookie)):
-            raise RemoteProtocolError(
-                f"wrong cookie: bad challenge_reply digest from {self.peer_name!r}"
-            )
+            raise WrongCookie(f"wrong cookie: bad challenge_reply digest from {self.peer_name!r}")
         self._send(b"a" + compute_digest(their_challenge, self._cookie))
         return self._complete()
 

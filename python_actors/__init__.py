@@ -14,6 +14,10 @@ GenServer, Supervisor), with no sockets. See ``Runtime`` to begin.
 'hello joe'
 """
 
+from dist_proto import (
+    __version__ as __version__,  # one version for the three packages of beam-bridge
+)
+
 from .dynamic_supervisor import DynamicSupervisor
 from .errors import (
     ActorError,
@@ -40,7 +44,10 @@ from .gen_server import (
     reply,
     stop,
 )
+from .hot_upgrade import UpgradeError, upgrade_module
 from .mailbox import ANY, pattern
+from .placement import call_blocking, run_blocking
+from .pool import Pool, PoolCallError
 from .process import Process, current_process
 from .router import Inbound, LocalRouter, Router
 from .runtime import Runtime
@@ -52,6 +59,7 @@ from .supervisor import (
     SupervisorSpec,
     child_spec,
 )
+from .sys_protocol import SysError
 
 __all__ = [
     "ANY",
@@ -71,6 +79,8 @@ __all__ = [
     "NoReply",
     "NotInProcess",
     "Ok",
+    "Pool",
+    "PoolCallError",
     "Process",
     "ReceiveTimeout",
     "Reply",
@@ -81,7 +91,10 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorSpec",
+    "SysError",
+    "UpgradeError",
     "call",
+    "call_blocking",
     "cast",
     "child_spec",
     "current_process",
@@ -89,5 +102,7 @@ __all__ = [
     "pattern",
     "reason_of",
     "reply",
+    "run_blocking",
     "stop",
+    "upgrade_module",
 ]

@@ -38,7 +38,9 @@ from .supervisor import (
     _ok_pid,
     add_restart,
     child_spec,
+    is_from,
     shutdown_children,
+    spec_map,
     start_child_process,
 )
 
@@ -72,6 +74,8 @@ class _State:
 class DynamicSupervisor(GenServer):
     """A supervisor of children started on demand (``DynamicSupervisor``)."""
 
+    placement = "loop"  # its callbacks only bookkeep; they never block
+
     __slots__ = ()
     _is_supervisor = True
 
@@ -96,6 +100,8 @@ class DynamicSupervisor(GenServer):
         return Ok(args)
 
     async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
+        if not is_from(from_):
+            return NoReply(state)
         if request == Atom("which_children"):
             out = [
                 (_UNDEF, pid, Atom(s.type), s.modules if s.modules is not None else [])
@@ -114,6 +120,14 @@ class DynamicSupervisor(GenServer):
                     return Reply((_ERROR, Atom("not_found")), state)
                 await shutdown_children(self.process, [(arg, spec.shutdown)])
                 return Reply(_OK, state)
+            if op == Atom("get_childspec"):
+                spec = state.children.get(arg) if type(arg) is Pid else None
+                if spec is None:
+                    return Reply((_ERROR, Atom("not_found")), state)
+                return Reply((_OK, spec_map(spec)), state)
+            if op in (Atom("restart_child"), Atom("delete_child")):
+                # OTP's simple_one_for_one answer: children are known by pid only.
+                return Reply((_ERROR, Atom("simple_one_for_one")), state)
         return Reply((_ERROR, Atom("badarg")), state)
 
     async def _start_new(self, spec: Any, state: _State) -> Any:
@@ -169,6 +183,13 @@ class DynamicSupervisor(GenServer):
     async def terminate_child(sup: Any, pid: Pid, *, runtime: Runtime | None = None) -> None:
         """``DynamicSupervisor.terminate_child``; SupervisorError ``not_found``."""
         _ok(await call(sup, (Atom("terminate_child"), pid), None, runtime=runtime))
+
+    @staticmethod
+    async def get_childspec(sup: Any, pid: Pid, *, runtime: Runtime | None = None) -> dict[str, Any]:
+        """``supervisor:get_childspec(Sup, Pid)``; SupervisorError ``not_found``."""
+        res = await call(sup, (Atom("get_childspec"), pid), None, runtime=runtime)
+        _ok(res)
+        return {k.name: v for k, v in res[1].items()}
 
     @staticmethod
     async def which_children(sup: Any, *, runtime: Runtime | None = None) -> list[ChildInfo]:

@@ -26,7 +26,9 @@ On the wire this is exactly gen_server: calls arrive as
 ``('$gen_call', (from_pid, tag), request)`` and are answered with ``(tag, reply)``
 to the alias in the tag (``[alias | Ref]``) or else to ``from_pid``; casts are
 ``('$gen_cast', request)``; an ``('EXIT', parent, reason)`` from the parent of a
-trapping server runs ``terminate(reason)``; ``sys:get_state`` is answered.
+trapping server runs ``terminate(reason)``; ``{system, From, Msg}`` (every ``sys``
+call: state, status, suspend/resume, ``change_code``, debug options) is served by
+:mod:`python_actors.sys_protocol`.
 
 >>> import asyncio
 >>> from python_actors import Runtime
@@ -49,6 +51,7 @@ trapping server runs ``terminate(reason)``; ``sys:get_state`` is answered.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -71,7 +74,9 @@ from .errors import (
     is_clean_exit,
     reason_of,
 )
-from .process import IDLE, RUNNING, Process, _current, _maybe_current
+from .placement import AUTO, PLACEMENTS, THREAD, drains_in_thread, off_loop_callbacks
+from .process import DETACHED, IDLE, RUNNING, Process, _current, _maybe_current
+from .threads import ActorThreads, Killed
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -158,17 +163,29 @@ class GenServer:
     and returns the state.
     """
 
-    __slots__ = ("_proc", "_state", "_parent", "_timer", "_token")
+    __slots__ = (
+        "_proc", "_state", "_parent", "_timer", "_token", "_sys",
+        "_off", "_thread", "_drain", "_done", "_front",
+    )  # fmt: skip
 
     _proc: Process
     _state: Any
     _parent: Pid
     _timer: asyncio.TimerHandle | None
     _token: Any
+    _sys: Any  # sys_protocol.SysState once a sys call suspended or debugs this server
+    _off: frozenset[str]
+    _thread: ActorThreads | None
+    _drain: bool
+    _done: bool
+    _front: list[Any]
 
-    #: where the callbacks run: "loop" (the node's event loop) or "process" (a worker
-    #: OS process of its own, see python_actors.worker_placement)
-    placement: ClassVar[str] = "loop"
+    #: Where the callbacks run (docs/placement.md): ``"auto"`` (the default: plain
+    #: ``def`` callbacks on a pool thread, ``async def`` ones on the event loop),
+    #: ``"loop"`` (everything on the event loop: cheapest, for callbacks that never
+    #: block), ``"thread"`` (plain callbacks on one thread of this actor's own, for
+    #: libraries that need thread affinity) or ``"process"`` (a worker OS process).
+    placement: ClassVar[str] = AUTO
 
     # -- callbacks (override) -------------------------------------------------------
 
@@ -198,6 +215,16 @@ class GenServer:
         while trapping exits (not when killed by an untrapped exit signal)."""
         return None
 
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        """``code_change(OldVsn, State, Extra)`` after a hot upgrade moved this server to
+        the reloaded class (``sys:change_code``): return ``Ok(new_state)``."""
+        return Ok(state)
+
+    def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
+        """``format_status(Status)`` (OTP 25+): what ``sys:get_status`` shows; gets and
+        returns a dict with ``"state"`` and ``"log"``."""
+        return status
+
     def _init_(self, args: Any) -> Any:
         # behaviours built on GenServer (Supervisor) wrap the user's init here
         return self.init(args)
@@ -218,8 +245,15 @@ class GenServer:
         return self._proc.runtime
 
     def reply(self, from_: tuple[Pid, Any], value: Any) -> None:
-        """``gen_server:reply(From, Reply)`` (deferred replies)."""
-        self._proc.runtime.reply_to(from_, value, self._proc.pid)
+        """``gen_server:reply(From, Reply)`` (deferred replies). From a callback running on
+        a thread it is sent in order with the callback's other sends, and dropped if the
+        process has been killed meanwhile."""
+        proc = self._proc
+        rt = proc.runtime
+        if rt.on_loop():
+            rt.reply_to(from_, value, proc.pid)
+        else:
+            rt.from_thread(_reply_if_alive, proc, from_, value)
 
     # -- starting -------------------------------------------------------------------
 
@@ -293,12 +327,24 @@ class GenServer:
             existing = runtime.whereis(name)
             if existing is not None:
                 raise StartError((Atom("already_started"), existing))
+        if cls.placement not in PLACEMENTS:
+            raise ValueError(f"{cls.__name__}.placement must be one of {sorted(PLACEMENTS)}")
         proc = runtime._add(caller, link=link and caller is not None)
         inst = cls()
         inst._proc = proc
         inst._state = None
         inst._timer = None
         inst._token = None
+        inst._sys = None
+        inst._off = off_loop_callbacks(cls)
+        inst._drain = drains_in_thread(cls)
+        inst._done = False
+        inst._front = []
+        inst._thread = (
+            ActorThreads(f"actor{proc.pid.id}", idle_timeout=None, max_threads=1)
+            if cls.placement == THREAD
+            else None
+        )
         inst._parent = caller.pid if (link and caller is not None) else proc.pid
         if parent is not None:
             inst._parent = parent
@@ -309,8 +355,12 @@ class GenServer:
         if name is not None:
             runtime.register(name, proc.pid)
         token = _current.set(proc)
+        res: Any
         try:
-            res = inst._init_(args)
+            if "init" in inst._off:
+                res = inst._in_thread(inst._init_, args)
+            else:
+                res = inst._init_(args)
         except Exception as exc:
             res = _Raised(exc)
         finally:
@@ -353,6 +403,8 @@ class GenServer:
         proc = self._proc
         rt = proc.runtime
         t = type(res)
+        if t is _Failed:
+            raise StartError(res.reason)
         if not proc.alive:
             raise StartError(proc.reason)
         if t is Ok:
@@ -385,10 +437,17 @@ class GenServer:
     # -- the loop (driven by the runtime's scheduler) ----------------------------------
 
     def _handle(self, msg: Any) -> Any:
-        """Handle one message. Returns None, or an awaitable continuing the work."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Handle one message. Returns None, or an awaitable continuing the work, or
+        DETACHED when the message went to a thread with the ones queued behind it."""
+        if self._drain and self._proc.runtime.on_loop():
+            return self._start_batch(msg)
+        self._cancel_timer()
+        if self._sys is not None:  # suspended or debugged (sys)
+            from .sys_protocol import PASS, intercept
+
+            done = intercept(self, msg)
+            if done is not PASS:
+                return done
         t = type(msg)
         try:
             if t is tuple:
@@ -396,6 +455,10 @@ class GenServer:
                 tag = msg[0]
                 if n == 3 and tag == GEN_CALL:
                     from_ = msg[1]
+                    if "handle_call" in self._off and not self._drain:
+                        return self._after_async(
+                            self._in_thread(self.handle_call, msg[2], from_, self._state), from_
+                        )
                     res = self.handle_call(msg[2], from_, self._state)
                     if type(res) is Reply and res.action is None:
                         self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
@@ -403,6 +466,10 @@ class GenServer:
                         return None
                     return self._after(res, from_)
                 if n == 2 and tag == GEN_CAST:
+                    if "handle_cast" in self._off and not self._drain:
+                        return self._after_async(
+                            self._in_thread(self.handle_cast, msg[1], self._state), None
+                        )
                     res = self.handle_cast(msg[1], self._state)
                     if type(res) is NoReply and res.action is None:
                         self._state = res.state
@@ -414,33 +481,117 @@ class GenServer:
                     return self._system(msg[1], msg[2])
             elif t is _Internal:
                 return self._internal(msg)
-            return self._after(self.handle_info(msg, self._state))
+            return self._after(self._callback("handle_info", msg, self._state))
         except Exception as exc:
             return self._crash(exc)
 
+    def _callback(self, name: str, *args: Any) -> Any:
+        """Call callback ``name`` where its placement says: its result, or an awaitable
+        of it when it runs on a thread."""
+        fn = getattr(self, name)
+        if name in self._off and not self._drain:
+            return self._in_thread(fn, *args)
+        return fn(*args)
+
+    # -- a synchronous server's messages, run on a thread in batches ---------------------
+
+    def _start_batch(self, first: Any) -> Any:
+        """Hand ``first`` and the messages queued behind it to a thread: one hop there
+        and one back for the whole batch (casts cost no hop of their own)."""
+        proc = self._proc
+        batch = [first]
+        mailbox = proc.mailbox
+        while mailbox and len(batch) < _BATCH:
+            batch.append(mailbox.popleft())
+        ctx = contextvars.copy_context()
+        ctx.run(_current.set, proc)
+        pool = self._thread if self._thread is not None else proc.runtime.threads
+        proc.job = pool.submit(self._run_batch, batch, context=ctx)
+        return DETACHED
+
+    def _run_batch(self, batch: list[Any]) -> None:
+        """On the thread: the messages in order, as the loop would handle them; what they
+        do to the runtime (replies, timers, the exit) is handed to the loop in order."""
+        proc = self._proc
+        rt = proc.runtime
+        try:
+            for i, msg in enumerate(batch):
+                if self._done or not proc.alive:
+                    return
+                proc.reductions += 1
+                pending = self._handle(msg)
+                if pending is not None:  # async code reached from a plain callback
+                    asyncio.run_coroutine_threadsafe(_awaited(pending), rt._loop_()).result()
+                if self._front:  # messages to take first (sys:resume): end the batch here
+                    front, self._front = self._front + batch[i + 1 :], []
+                    rt.from_thread(self._put_front, front)
+                    return
+        finally:
+            rt.from_thread(self._batch_done)
+
+    def _requeue_front(self, messages: list[Any]) -> None:
+        """Put ``messages`` back at the head of the mailbox, in order (``sys:resume``
+        replaying what came while suspended); from a batch on a thread, the batch ends
+        and its remaining messages follow them."""
+        if self._proc.runtime.on_loop():
+            self._put_front(messages)
+        else:
+            self._front.extend(messages)
+
+    def _put_front(self, messages: list[Any]) -> None:
+        mailbox = self._proc.mailbox
+        for msg in reversed(messages):
+            mailbox.put_front(msg)
+
+    def _batch_done(self) -> None:
+        proc = self._proc
+        proc.job = None
+        proc.runtime.resume(proc)
+
+    def _refresh_placement(self) -> None:
+        """Where the callbacks run, recomputed after the class changed (hot upgrade)."""
+        cls = type(self)
+        self._off = off_loop_callbacks(cls)
+        self._drain = drains_in_thread(cls)
+
+    def _cancel_timer(self) -> None:
+        rt = self._proc.runtime
+        if rt.on_loop():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        elif self._token is not None:
+            rt.from_thread(self._cancel_timer)
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on this actor's thread (placement ``thread``) or a pool
+        thread, as this process; the loop stays free meanwhile. A kill interrupts it."""
+        proc = self._proc
+        ctx = contextvars.copy_context()
+        ctx.run(_current.set, proc)
+        pool = self._thread if self._thread is not None else proc.runtime.threads
+        job = pool.submit(fn, *args, context=ctx)
+        proc.job = job
+        try:
+            return await asyncio.wrap_future(job.future)
+        finally:
+            if proc.job is job:
+                proc.job = None
+
     def _internal(self, msg: _Internal) -> Any:
         if msg.kind == "continue":
-            return self._after(self.handle_continue(msg.arg, self._state))
+            return self._after(self._callback("handle_continue", msg.arg, self._state))
         if msg.kind == "stop":
             return self._stop(msg.arg, self._state)
         if msg.kind == "timeout" and msg.arg is self._token:
-            return self._after(self.handle_info(TIMEOUT, self._state))
+            return self._after(self._callback("handle_info", TIMEOUT, self._state))
         return None
 
     def _system(self, from_: Any, request: Any) -> Any:
-        rt = self._proc.runtime
-        if request == Atom("get_state"):
-            rt.reply_to(from_, self._state, self._proc.pid)
-        elif type(request) is tuple and len(request) == 2 and request[0] == Atom("terminate"):
-            rt.reply_to(from_, Atom("ok"), self._proc.pid)
-            return self._stop(request[1], self._state)
-        else:
-            rt.reply_to(
-                from_,
-                (Atom("error"), (Atom("unknown_system_msg"), request)),
-                self._proc.pid,
-            )
-        return None
+        """``{system, From, Request}``: ``sys:handle_system_msg`` (see sys_protocol)."""
+        from .sys_protocol import handle_system
+
+        return handle_system(self, from_, request)
 
     def _after(self, res: Any, from_: Any = None) -> Any:
         if inspect.isawaitable(res):
@@ -462,6 +613,8 @@ class GenServer:
     async def _after_async(self, coro: Any, from_: Any) -> None:
         try:
             res = await coro
+        except Killed:
+            return  # killed while its callback ran: the runtime has ended the process
         except Exception as exc:
             nxt = self._crash(exc)
         else:
@@ -474,7 +627,7 @@ class GenServer:
             return None
         if type(action) is Continue:
             try:
-                return self._after(self.handle_continue(action.arg, self._state))
+                return self._after(self._callback("handle_continue", action.arg, self._state))
             except Exception as exc:
                 return self._crash(exc)
         if isinstance(action, (int, float)) and not isinstance(action, bool):
@@ -483,18 +636,21 @@ class GenServer:
         return self._stop((_BAD_RETURN, action), self._state)
 
     def _set_timeout(self, seconds: float) -> None:
-        proc = self._proc
         token = self._token = object()
-        msg = _Internal("timeout", token)
-        rt = proc.runtime
-        self._timer = rt._loop_().call_later(max(seconds, 0), rt._deliver, proc, msg)
+        self._proc.runtime.from_thread(self._arm_timer, seconds, _Internal("timeout", token))
+
+    def _arm_timer(self, seconds: float, msg: _Internal) -> None:
+        proc = self._proc
+        if proc.alive and msg.arg is self._token:
+            rt = proc.runtime
+            self._timer = rt._loop_().call_later(max(seconds, 0), rt._deliver, proc, msg)
 
     def _crash(self, exc: BaseException) -> Any:
         return self._stop(reason_of(exc), self._state)
 
     def _stop(self, reason: Any, state: Any) -> Any:
         try:
-            res = self.terminate(reason, state)
+            res = self._callback("terminate", reason, state)
         except Exception as exc:
             reason = reason_of(exc)
             res = None
@@ -506,6 +662,8 @@ class GenServer:
     async def _stop_async(self, coro: Any, reason: Any) -> None:
         try:
             await coro
+        except Killed:
+            return
         except Exception as exc:
             reason = reason_of(exc)
         self._exit(reason)
@@ -515,18 +673,35 @@ class GenServer:
             log.error(
                 "GenServer %s (%s) terminating: %r", self._proc.pid, type(self).__name__, reason
             )
-        self._proc.runtime._exit_process(self._proc, reason)
+        self._done = True
+        self._proc.runtime.from_thread(self._proc.runtime._exit_process, self._proc, reason)
 
     def _on_exit(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._thread is not None:
+            self._thread.close()
+        if self._sys is not None:  # a sys log file
+            self._sys.close()
 
     def _system_stop(self) -> None:
         """Runtime shutdown: terminate(shutdown) after the current message."""
         proc = self._proc
         proc.mailbox.put_front(_Internal("stop", SHUTDOWN))
         proc.runtime._enqueue(proc)
+
+
+_BATCH = 256
+
+
+async def _awaited(pending: Any) -> None:
+    await pending
+
+
+def _reply_if_alive(proc: Process, from_: Any, value: Any) -> None:
+    if proc.alive:
+        proc.runtime.reply_to(from_, value, proc.pid)
 
 
 class _Raised(NamedTuple):
@@ -570,7 +745,14 @@ async def call(
         rt._exit_process(tmp, NORMAL)
 
 
-async def _call(proc: Process, server: Any, request: Any, timeout: float | None) -> Any:
+async def _call(
+    proc: Process, server: Any, request: Any, timeout: float | None, label: Atom = GEN_CALL
+) -> Any:
+    """``gen:call/4`` as OTP 24+ makes it: monitor the server, tag the request with an
+    alias (``[alias | Mref]``) when the server's node offers ALIAS (always for a local
+    one), and whatever ends the call (reply, DOWN, timeout, cancellation, error) remove
+    the monitor and the alias and drop a reply that raced in, so a late reply never
+    reaches the caller's mailbox. ``label`` is ``'$gen_call'`` or ``system`` (sys)."""
     rt = proc.runtime
     wire_timeout = Atom("infinity") if timeout is None else int(timeout * 1000)
     target = server
@@ -580,48 +762,77 @@ async def _call(proc: Process, server: Any, request: Any, timeout: float | None)
             raise CallError(Atom("noproc"), server, request, wire_timeout)
     if target == proc.pid:
         raise CallError(_CALLING_SELF, server, request, wire_timeout)
-    mref = rt._monitor(proc, target)
     local = type(target) is Pid and rt.is_local(target)
-    if local:
+    node = target.node if type(target) is Pid else _as_node(target)
+    mref = rt._monitor(proc, target)
+    aliased = local or _supports_alias(rt, node)
+    tag: Any = mref
+    if aliased:
         rt._aliases[mref] = proc
-        tag: Any = ImproperList((_ALIAS,), mref)
-    else:
-        tag = mref
+        tag = ImproperList((_ALIAS,), mref)
+
+    def match(m: Any) -> bool:
+        if type(m) is not tuple:
+            return False
+        n = len(m)
+        if n == 2:
+            h = m[0]
+            return h is tag or h == tag
+        return n == 5 and m[0] == DOWN and m[1] == mref
+
+    msg: Any = _NOREPLY
     try:
         try:
-            rt._send(target, (GEN_CALL, (proc.pid, tag), request), proc.pid)
+            rt._send(target, (label, (proc.pid, tag), request), proc.pid)
         except BadArg:
             pass
-
-        def match(m: Any) -> bool:
-            if type(m) is not tuple:
-                return False
-            n = len(m)
-            if n == 2:
-                h = m[0]
-                return h is tag or h == tag
-            return n == 5 and m[0] == DOWN and m[1] == mref
-
         msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
     finally:
-        if local:
+        if aliased:
             rt._aliases.pop(mref, None)
+        if msg is _NOREPLY or len(msg) == 2:  # not ended by DOWN: the monitor is still up
+            rt._demonitor(proc, mref, True)
+        if msg is _NOREPLY:  # timeout, cancellation, error: drop a reply that raced in
+            proc.mailbox.remove_all(lambda m: type(m) is tuple and len(m) == 2 and m[0] == tag)
+            if not aliased and isinstance(proc.behaviour, GenServer):
+                from .sys_protocol import forget_reply
+
+                forget_reply(proc.behaviour, tag)  # and one that comes later
     if msg is _NOREPLY:
-        rt._demonitor(proc, mref, True)
         raise CallError(TIMEOUT, server, request, wire_timeout)
     if len(msg) == 2:
-        rt._demonitor(proc, mref, True)
         return msg[1]
     why = msg[4]
     if why == NOCONNECTION and not local:
-        node = target.node if type(target) is Pid else target[1]
         why = (_NODEDOWN, node)
     raise CallError(why, server, request, wire_timeout)
+
+
+def _as_node(target: Any) -> Atom:
+    node = target[1] if type(target) is tuple and len(target) == 2 else None
+    return node if type(node) is Atom else Atom(str(node))
+
+
+def _supports_alias(rt: Runtime, node: Atom) -> bool:
+    query = getattr(rt.router, "supports_alias", None)  # routers older than the query
+    return bool(query(node)) if query is not None else False
 
 
 def cast(server: Any, request: Any, *, runtime: Runtime | None = None) -> None:
     """``gen_server:cast``: send ``('$gen_cast', request)``; never fails."""
     proc, rt = _caller(runtime)
+    if not rt.on_loop():
+        rt.from_thread(_cast_if_alive, proc, rt, server, request)
+        return
+    try:
+        rt._send(server, (GEN_CAST, request), proc.pid if proc is not None else rt.system_pid)
+    except BadArg:
+        pass
+
+
+def _cast_if_alive(proc: Process | None, rt: Runtime, server: Any, request: Any) -> None:
+    if proc is not None and not proc.alive:
+        return
     try:
         rt._send(server, (GEN_CAST, request), proc.pid if proc is not None else rt.system_pid)
     except BadArg:
@@ -631,6 +842,12 @@ def cast(server: Any, request: Any, *, runtime: Runtime | None = None) -> None:
 def reply(from_: tuple[Pid, Any], value: Any, *, runtime: Runtime | None = None) -> None:
     """``gen_server:reply(From, Reply)``."""
     proc, rt = _caller(runtime)
+    if not rt.on_loop():
+        if proc is not None:
+            rt.from_thread(_reply_if_alive, proc, from_, value)
+        else:
+            rt.from_thread(rt.reply_to, from_, value, None)
+        return
     rt.reply_to(from_, value, proc.pid if proc is not None else None)
 
 

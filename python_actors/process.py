@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from dist_proto.terms import Atom, Pid, Reference
 
-from .errors import NotInProcess
+from .errors import BadArg, NotInProcess
 from .mailbox import _RAISE, Mailbox, Match
 
 if TYPE_CHECKING:
     from .runtime import Runtime
+    from .threads import Job
 
 __all__ = ["Process", "current_process"]
 
@@ -50,6 +51,10 @@ IDLE = 0
 QUEUED = 1
 RUNNING = 2
 BUSY = 3
+
+#: returned by a behaviour's ``_handle`` whose work continues off the loop: the
+#: process stays BUSY until the behaviour calls ``Runtime.resume``
+DETACHED: Any = type("Detached", (), {"__repr__": lambda self: "DETACHED"})()
 
 
 def current_process() -> Process:
@@ -90,6 +95,8 @@ class Process:
         "aliases",
         "parent",
         "reason",
+        "job",
+        "reductions",
     )
 
     def __init__(self, runtime: Runtime, pid: Pid, parent: Pid | None) -> None:
@@ -112,6 +119,10 @@ class Process:
         self.parent = parent
         #: the exit reason, once dead
         self.reason: Any = None
+        #: the thread job running this process's blocking code, if any (interrupted on kill)
+        self.job: Job | None = None
+        #: messages handled so far: the analogue of BEAM's reductions (process_info)
+        self.reductions = 0
 
     def __repr__(self) -> str:
         return f"<Process {self.pid}{'' if self.alive else ' dead'}>"
@@ -138,9 +149,24 @@ class Process:
     # -- messages -------------------------------------------------------------------
 
     def send(self, dest: Any, message: Any) -> Any:
-        """``erlang:send(Dest, Msg)``: dest is a pid, a name, ``(name, node)`` or an alias."""
-        self.runtime._send(dest, message, self.pid)
+        """``erlang:send(Dest, Msg)``: dest is a pid, a name, ``(name, node)`` or an alias.
+
+        From a callback running on a thread the send is handed to the loop, in order,
+        and dropped if this process has been killed meanwhile."""
+        rt = self.runtime
+        if rt.on_loop():
+            rt._send(dest, message, self.pid)
+        else:
+            if type(dest) in (Atom, str) and rt.whereis(dest) is None:
+                raise BadArg(f"no process registered as {dest}")
+            rt.from_thread(_send_if_alive, self, dest, message)
         return message
+
+    def send_after(self, seconds: float, dest: Any, message: Any) -> None:
+        """``erlang:send_after(Time, Dest, Msg)``: send ``message`` from this process in
+        ``seconds`` (dropped if this process is gone by then). Safe from any thread."""
+        rt = self.runtime
+        rt.call_on_loop(rt._loop_().call_later, max(seconds, 0), _send_if_alive, self, dest, message)
 
     async def receive(
         self, match: Match | None = None, timeout: float | None = None, default: Any = _RAISE
@@ -160,24 +186,24 @@ class Process:
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Pid:
         """``spawn``: run ``await fn(proc, *args)`` in a new process."""
-        return self.runtime._spawn(fn, args, parent=self)
+        return self.runtime.call_on_loop(self.runtime._spawn, fn, args, self, False)  # type: ignore[no-any-return]
 
     def spawn_link(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Pid:
         """``spawn_link``: spawn and link atomically."""
-        return self.runtime._spawn(fn, args, parent=self, link=True)
+        return self.runtime.call_on_loop(self.runtime._spawn, fn, args, self, True)  # type: ignore[no-any-return]
 
     def spawn_monitor(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Pid, Reference]:
         """``spawn_monitor``: spawn and monitor atomically; returns ``(pid, ref)``."""
-        pid = self.runtime._spawn(fn, args, parent=self)
+        pid = self.runtime.call_on_loop(self.runtime._spawn, fn, args, self)
         return pid, self.monitor(pid)
 
     def link(self, pid: Pid) -> None:
         """``link/1``. A dead local pid sends this process an exit signal ``noproc``."""
-        self.runtime._link(self, pid)
+        self.runtime.call_on_loop(self.runtime._link, self, pid)
 
     def unlink(self, pid: Pid) -> None:
         """``unlink/1`` (UNLINK_ID protocol for a remote pid)."""
-        self.runtime._unlink(self, pid)
+        self.runtime.call_on_loop(self.runtime._unlink, self, pid)
 
     def monitor(self, target: Any) -> Reference:
         """``monitor(process, Target)``: a pid, a local name or ``(name, node)``.
@@ -186,27 +212,35 @@ class Process:
         with item the pid, or ``(name, node)`` for a name. A target that does not
         exist gives DOWN ``noproc`` at once.
         """
-        return self.runtime._monitor(self, target)
+        return self.runtime.call_on_loop(self.runtime._monitor, self, target)  # type: ignore[no-any-return]
 
     def demonitor(self, ref: Reference, flush: bool = False) -> bool:
         """``demonitor(Ref, [flush])``: with ``flush`` also drop a DOWN already queued.
 
         Returns True if the monitor was still active (``[info]``).
         """
-        return self.runtime._demonitor(self, ref, flush)
+        return self.runtime.call_on_loop(self.runtime._demonitor, self, ref, flush)  # type: ignore[no-any-return]
 
     def exit(self, pid: Any, reason: Any) -> None:
         """``exit(Pid, Reason)``: send an exit signal (``kill`` cannot be trapped)."""
-        self.runtime._exit2_from(self, pid, reason)
+        self.runtime.call_on_loop(self.runtime._exit2_from, self, pid, reason)
 
     def alias(self) -> Reference:
         """``alias()``: a reference that routes messages to this process until unaliased."""
-        return self.runtime._alias(self)
+        return self.runtime.call_on_loop(self.runtime._alias, self)  # type: ignore[no-any-return]
 
     def unalias(self, ref: Reference) -> bool:
         """``unalias(Alias)``."""
-        return self.runtime._unalias(self, ref)
+        return self.runtime.call_on_loop(self.runtime._unalias, self, ref)  # type: ignore[no-any-return]
 
     def register(self, name: Atom | str) -> None:
         """``register(Name, self())``."""
-        self.runtime.register(name, self.pid)
+        self.runtime.call_on_loop(self.runtime.register, name, self.pid)
+
+
+def _send_if_alive(proc: Process, dest: Any, message: Any) -> None:
+    if proc.alive:
+        try:
+            proc.runtime._send(dest, message, proc.pid)
+        except BadArg:
+            pass  # the name went away between the thread's check and now

@@ -5,7 +5,7 @@ reference or ``{Name, Node}`` of *another* node, it calls the :class:`Router`
 attached to it (``Runtime(router=...)`` or :meth:`Runtime.set_router`). The
 ``bridge`` package implements the router with one distribution connection per
 node; each method maps to one control message of the distribution protocol
-(DISTRIBUTION.md section 5), named in its docstring. Router methods must not
+(docs/protocol.md §5), named in its docstring. Router methods must not
 block and must not raise for an unreachable node: like BEAM, signals to a node
 that cannot be reached are dropped, and the links and monitors involved are
 fired with ``noconnection`` (the bridge calls :meth:`Inbound.node_down`).
@@ -80,6 +80,10 @@ class Router(Protocol):
 
         ``target`` is what the watcher monitored: the local pid or the registered name.
         """
+
+    def supports_alias(self, node: Atom) -> bool:
+        """Whether ``node`` is connected and offered ALIAS (so ``gen:call`` may tag its
+        requests ``[alias | Ref]``); False for a node not connected yet."""
 
 
 class Inbound(Protocol):
@@ -162,3 +166,6 @@ class LocalRouter:
 
     def down(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
         return None
+
+    def supports_alias(self, node: Atom) -> bool:
+        return False

@@ -28,12 +28,14 @@ Atom('py@127.0.0.1')
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import secrets
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from dist_proto.terms import Atom, ImproperList, Pid, Reference
 
@@ -49,8 +51,10 @@ from .errors import (
     reason_of,
 )
 from .inbound import InboundMixin
-from .process import BUSY, IDLE, QUEUED, RUNNING, Process, _current, _maybe_current
+from .process import BUSY, DETACHED, IDLE, QUEUED, RUNNING, Process, _current, _maybe_current
 from .router import LocalRouter, Router
+from .threads import ActorThreads
+from .watchdog import Watchdog
 
 __all__ = ["Runtime"]
 
@@ -60,15 +64,6 @@ _PROCESS = Atom("process")
 _UNDEFINED = Atom("undefined")
 _BUDGET_PER_PROC = 64
 _BUDGET_PER_PASS = 4096
-
-
-class Service(Protocol):
-    """A runtime-owned helper object (e.g. a pool of worker OS processes)."""
-
-    async def aclose(self) -> None: ...
-
-
-S = TypeVar("S", bound=Service)
 
 
 def _key(pid: Pid) -> int:
@@ -98,6 +93,7 @@ class Runtime(InboundMixin):
         creation: int | None = None,
         *,
         router: Router | None = None,
+        watchdog: float | None = 0.25,
     ) -> None:
         self.node: Atom = _as_atom(node_name)
         if creation is None:
@@ -112,14 +108,20 @@ class Runtime(InboundMixin):
         self._ref_n = 0
         self._unlink_n = 0
         self._runq: deque[Process] = deque()
+        #: the process whose callback the scheduler is running (for the watchdog)
+        self._running: Process | None = None
         self._scheduled = False
         self._dying: deque[tuple[Process, Any]] = deque()
         self._draining = False
         self._joiners: dict[int, list[asyncio.Future[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._stopped = False
-        self._services: dict[str, Service] = {}
+        self._services: dict[str, Any] = {}
+        self._outbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._outbox_lock = threading.Lock()
+        self._watchdog_threshold = watchdog
         #: the pid signals from outside any process are sent from (never alive)
         self.system_pid = Pid(self.node, 0, 0, creation)
 
@@ -159,20 +161,72 @@ class Runtime(InboundMixin):
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         return loop
 
-    def _later(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._loop_().call_soon(fn, *args)
+    def on_loop(self) -> bool:
+        """Whether the caller runs on the runtime's event loop thread (where every
+        runtime operation happens; code on other threads goes through
+        :meth:`from_thread`)."""
+        return self._loop_thread is None or threading.get_ident() == self._loop_thread
 
-    def service(self, key: str, factory: Callable[[], S]) -> S:
-        """The runtime's helper object under ``key``, made by ``factory()`` on first use;
-        its ``aclose()`` is awaited by :meth:`stop` once every process has stopped."""
+    def from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop thread, in the order of these calls (a send
+        from a callback running on a thread, say). Directly when already there."""
+        if self.on_loop():
+            fn(*args)
+            return
+        with self._outbox_lock:
+            self._outbox.append((fn, args))
+            if len(self._outbox) > 1:
+                return  # a flush is already scheduled
+        self._loop_().call_soon_threadsafe(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        """Run what threads handed to the loop, in order; one wake-up per batch."""
+        with self._outbox_lock:
+            items, self._outbox = self._outbox, []
+        for fn, args in items:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("operation handed over from a thread failed: %r", fn)
+
+    def call_on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` run on the loop thread, waiting for its result (or exception)
+        when called from another thread."""
+        if self.on_loop():
+            return fn(*args)
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self._loop_().call_soon_threadsafe(run)
+        return done.result()
+
+    def service(self, key: str, factory: Callable[[], Any]) -> Any:
+        """A per-runtime helper object (a thread pool, a worker pool), created on first
+        use by ``factory()``; its ``aclose()`` is awaited by :meth:`stop` once every
+        process has stopped."""
         svc = self._services.get(key)
         if svc is None:
             if self._stopped:
                 raise RuntimeError("runtime is stopped")
             svc = self._services[key] = factory()
-        return svc  # type: ignore[return-value]
+        return svc
+
+    @property
+    def threads(self) -> ActorThreads:
+        """The pool that runs synchronous callbacks and :func:`run_blocking` calls."""
+        pool: ActorThreads = self.service("actor_threads", lambda: ActorThreads("actor"))
+        return pool
+
+    def _later(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._loop_().call_soon(fn, *args)
 
     # -- processes ------------------------------------------------------------------
 
@@ -310,8 +364,11 @@ class Runtime(InboundMixin):
 
     def send(self, dest: Any, message: Any) -> Any:
         """``erlang:send/2`` from outside any process (remote sends come from
-        :attr:`system_pid`)."""
-        self._send(dest, message, self.system_pid)
+        :attr:`system_pid`). Safe from any thread."""
+        if self.on_loop():
+            self._send(dest, message, self.system_pid)
+        else:
+            self.call_on_loop(self._send, dest, message, self.system_pid)
         return message
 
     def _send(self, dest: Any, message: Any, sender: Pid) -> None:
@@ -353,6 +410,9 @@ class Runtime(InboundMixin):
     def reply_to(self, tag_from: tuple[Pid, Any], message: Any, sender: Pid | None = None) -> None:
         """``gen:reply/2`` routing: send ``(Tag, message)`` to the alias in the tag
         (``[alias | A]`` or ``[[alias | A] | _]``) or else to the pid."""
+        if not self.on_loop():
+            self.from_thread(self.reply_to, tag_from, message, sender)
+            return
         pid, tag = tag_from
         sender = sender or self.system_pid
         alias = _alias_of(tag)
@@ -393,21 +453,25 @@ class Runtime(InboundMixin):
             handle = p.behaviour._handle
             n = 0
             token = _current.set(p)
+            self._running = p
             try:
                 while n < _BUDGET_PER_PROC and mailbox and p.alive:
                     n += 1
                     pending = handle(mailbox.popleft())
                     if pending is not None:
                         p.status = BUSY
-                        self._start_task(p, self._busy(p, pending))
+                        if pending is not DETACHED:
+                            self._start_task(p, self._busy(p, pending))
                         break
             except BaseException as exc:  # a bug in a behaviour: end the process
                 log.exception("behaviour of %s failed", p.pid)
                 if p.alive:
                     self._exit_process(p, reason_of(exc))
             finally:
+                self._running = None
                 _current.reset(token)
             budget -= n
+            p.reductions += n
             if p.status == RUNNING:
                 if p.alive and mailbox:
                     p.status = QUEUED
@@ -417,6 +481,14 @@ class Runtime(InboundMixin):
         if runq and not self._scheduled:
             self._scheduled = True
             self._loop_().call_soon(self._run)
+
+    def resume(self, p: Process) -> None:
+        """End the BUSY state a behaviour entered by returning :data:`DETACHED` from
+        ``_handle`` (its work ran elsewhere, a thread say): take the next messages."""
+        if p.alive and p.status == BUSY:
+            p.status = IDLE
+            if p.mailbox:
+                self._enqueue(p)
 
     async def _busy(self, p: Process, pending: Awaitable[Any]) -> None:
         try:
@@ -502,6 +574,10 @@ class Runtime(InboundMixin):
                         self._deliver(w, (DOWN, ref, _PROCESS, item, reason))
                 else:
                     self._router.down(item, watcher, ref, reason)
+        job = p.job
+        if job is not None:
+            p.job = None
+            self.threads.interrupt(job)
         task = p.task
         if task is not None:
             p.task = None
@@ -535,8 +611,9 @@ class Runtime(InboundMixin):
             self._exit_process(o, NORMAL)
 
     def exit(self, pid: Any, reason: Any) -> None:
-        """``exit/2`` from outside any process (sent from :attr:`system_pid`)."""
-        self._exit2(self.system_pid, pid, reason)
+        """``exit/2`` from outside any process (sent from :attr:`system_pid`). Safe
+        from any thread."""
+        self.call_on_loop(self._exit2, self.system_pid, pid, reason)
 
     def _exit2(self, from_pid: Pid, pid: Any, reason: Any) -> None:
         if type(pid) is not Pid:
@@ -690,6 +767,8 @@ class Runtime(InboundMixin):
 
     async def __aenter__(self) -> Runtime:
         self._loop_()
+        if self._watchdog_threshold:
+            self.service("watchdog", lambda: Watchdog(self, self._watchdog_threshold or 0))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -736,8 +815,11 @@ class Runtime(InboundMixin):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         services, self._services = self._services, {}
-        for svc in reversed(services.values()):
-            await svc.aclose()
+        for svc in reversed(list(services.values())):
+            try:
+                await svc.aclose()
+            except Exception:
+                log.exception("closing %r failed", svc)
 
 
 def _alias_of(tag: Any) -> Reference | None:

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from dist_proto import encode
 from dist_proto.terms import Atom, Pid
 
 from .errors import (
@@ -180,10 +181,89 @@ class _State:
         self.restarts: deque[float] = deque()
 
     def find(self, key: Any) -> _Child | None:
+        """The child with pid or id ``key``; an id may be spelled as Erlang sends it."""
+        if type(key) is Pid:
+            return next((c for c in self.children if c.pid == key), None)
         for c in self.children:
-            if c.pid == key if type(key) is Pid else c.spec.id == key:
+            if type(c.spec.id) is type(key) and c.spec.id == key:
                 return c
-        return None
+        text = id_text(key)
+        if text is None:
+            return None
+        return next((c for c in self.children if id_text(c.spec.id) == text), None)
+
+
+def is_from(from_: Any) -> bool:
+    """A caller's ``From`` as ``gen_server`` sends it: ``{Pid, Tag}``. A request with
+    any other ``From`` is dropped unread: it cannot be answered."""
+    return type(from_) is tuple and len(from_) == 2 and type(from_[0]) is Pid
+
+
+def id_text(child_id: Any) -> str | None:
+    """The text of a child id in any spelling Erlang may use for it.
+
+    ``which_children`` sends a Python ``str`` id as a binary, so an Erlang caller
+    names the child ``<<"w1">>``, ``w1`` or ``"w1"`` (a charlist): all three, and the
+    Python ``str``, have the text ``"w1"``. Other ids (tuples, numbers...) have none
+    and match only themselves.
+    """
+    if type(child_id) is str:
+        return child_id
+    if type(child_id) is Atom:
+        return child_id.name
+    if type(child_id) is bytes:
+        try:
+            return child_id.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if type(child_id) is list and child_id and all(type(i) is int and 0 <= i <= 0x10FFFF for i in child_id):
+        try:
+            return "".join(map(chr, child_id))
+        except ValueError:
+            return None
+    return None
+
+
+def spec_map(spec: ChildSpec) -> dict[Atom, Any]:
+    """``supervisor:get_childspec/2``'s map for a child spec.
+
+    ``start`` is ``{Module, Function, Args}`` naming the Python callable (its module and
+    qualified name as atoms); arguments with no Erlang form are shown as their
+    ``repr`` (a binary). ``shutdown`` is in milliseconds, as OTP gives it.
+    """
+    fn, args = (spec.start, ()) if callable(spec.start) else spec.start
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type):  # a classmethod such as Worker.start_link
+        module, qualname = owner.__module__, f"{owner.__qualname__}.{getattr(fn, '__name__', '?')}"
+    else:
+        module = getattr(fn, "__module__", None) or type(fn).__module__
+        qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    start = (Atom(module), Atom(qualname), [_erlang_form(a) for a in args])
+    shutdown = spec.shutdown
+    if isinstance(shutdown, (int, float)):
+        shutdown_term: Any = int(round(shutdown * 1000))
+    else:
+        shutdown_term = Atom(str(shutdown))
+    if spec.modules is not None:
+        modules = spec.modules
+    else:
+        modules = [Atom(module)]
+    return {
+        Atom("id"): spec.id,
+        Atom("start"): start,
+        Atom("restart"): Atom(spec.restart),
+        Atom("shutdown"): shutdown_term,
+        Atom("type"): Atom(spec.type),
+        Atom("modules"): modules,
+    }
+
+
+def _erlang_form(value: Any) -> Any:
+    try:
+        encode(value)
+    except Exception:
+        return repr(value).encode()
+    return value
 
 
 # -- helpers shared with DynamicSupervisor -------------------------------------------------
@@ -264,6 +344,8 @@ class Supervisor(GenServer):
     or subclass it and return a :class:`SupervisorSpec` (or ``IGNORE``) from
     ``init(args)``. Defaults: one_for_one, intensity 1, period 5 s (OTP's).
     """
+
+    placement = "loop"  # its callbacks only bookkeep; they never block
 
     __slots__ = ()
 
@@ -376,6 +458,8 @@ class Supervisor(GenServer):
     # -- requests (OTP terms) ----------------------------------------------------------
 
     async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
+        if not is_from(from_):
+            return NoReply(state)  # junk: nobody to answer, and nothing is changed
         r = request
         if r == Atom("which_children"):
             out = [
@@ -417,6 +501,8 @@ class Supervisor(GenServer):
                 return Reply((_ERROR, Atom("running")), state)
             state.children.remove(child)
             return Reply(_OK, state)
+        if op == Atom("get_childspec"):
+            return Reply((_OK, spec_map(child.spec)), state)
         return Reply((_ERROR, Atom("badarg")), state)
 
     async def _start_new(self, spec: Any, state: _State) -> Any:
@@ -464,6 +550,14 @@ class Supervisor(GenServer):
     async def delete_child(sup: Any, child_id: Any, *, runtime: Runtime | None = None) -> None:
         """``supervisor:delete_child``; SupervisorError ``running``/``not_found``."""
         _ok(await call(sup, (Atom("delete_child"), child_id), None, runtime=runtime))
+
+    @staticmethod
+    async def get_childspec(sup: Any, child_id: Any, *, runtime: Runtime | None = None) -> dict[str, Any]:
+        """``supervisor:get_childspec``: the child's spec as OTP's map, keys as strings;
+        :class:`SupervisorError` ``not_found``."""
+        res = await call(sup, (Atom("get_childspec"), child_id), None, runtime=runtime)
+        _ok(res)
+        return {k.name: v for k, v in res[1].items()}
 
     @staticmethod
     async def which_children(sup: Any, *, runtime: Runtime | None = None) -> list[ChildInfo]:

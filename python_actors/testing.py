@@ -26,6 +26,7 @@ exit reason.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from dist_proto.terms import ImproperList, Pid, Reference
@@ -136,12 +137,17 @@ class ActorTest:
 
     # -- observing -------------------------------------------------------------------
 
-    async def settle(self) -> None:
-        """Let the scheduler run until the actor's mailbox is empty and it is idle."""
-        for _ in range(1000):
-            await asyncio.sleep(0)
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let the scheduler run until the actor's mailbox is empty and it is idle, with
+        no callback running on a thread either; give up after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for spins in itertools.count():
+            await asyncio.sleep(0 if spins < 100 else 0.001)
             p = self.runtime.process(self._target)
-            if p is None or (not p.mailbox and p.task is None and p.status == 0):
+            if p is None or (not p.mailbox and p.task is None and p.job is None and p.status == 0):
+                return
+            if loop.time() > deadline:
                 return
 
     async def sent(self) -> list[Sent]:

@@ -52,7 +52,6 @@ NODE_PID_ENV = "PYTHON_ACTORS_NODE_PID"
 _PR_SET_PDEATHSIG = 1
 _BAD_RETURN = Atom("bad_return_value")
 _SYSTEM = Atom("system")
-_GET_STATE = Atom("get_state")
 
 
 class WorkerPlacementError(Exception):
@@ -90,8 +89,10 @@ class _Timers:
     def __init__(self, host: _Host) -> None:
         self._host = host
 
-    def call_later(self, delay: float, _fn: Any, _proc: Any, msg: Any) -> _NoTimer:
-        self._host.timeout_msg = msg
+    def call_later(self, delay: float, fn: Any, *args: Any) -> Any:
+        if getattr(fn, "__name__", None) != "_deliver":  # send_after and the like
+            return asyncio.get_running_loop().call_later(delay, fn, *args)
+        self._host.timeout_msg = args[1]
         self._host.emit((ch.ARM, float(delay)))
         return _NoTimer()
 
@@ -136,6 +137,16 @@ class _WorkerRuntime:
 
     def _loop_(self) -> _Timers:
         return self._timers
+
+    def on_loop(self) -> bool:
+        """The worker's actor runs on the worker's one thread."""
+        return True
+
+    def from_thread(self, fn: Any, *args: Any) -> None:
+        fn(*args)
+
+    def call_on_loop(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
 
     def _deliver(self, proc: Process, msg: Any) -> None:
         """Named by ``GenServer._set_timeout``; the node's timer delivers instead."""
@@ -219,11 +230,7 @@ class _Host:
             proc = Process(rt, pid, parent)  # type: ignore[arg-type]
             proc.trap = self._trap = trap
             proc.behaviour = inst
-            inst._proc = proc
-            inst._state = None
-            inst._timer = None
-            inst._token = None
-            inst._parent = parent
+            _prepare(inst, proc, parent)
             self._inst, self._proc = inst, proc
             _current.set(proc)
             res = inst._init_(args)
@@ -273,10 +280,10 @@ class _Host:
                 except Exception as exc:
                     log.error("%s dropped a message it cannot load here: %r", proc.pid, exc)
                     return
-                if _is_get_state(msg):
-                    self._reply_state(msg[1], inst._state)
-                    return
-                pending = inst._handle(msg)
+                if _is_system(msg):
+                    pending = self._system(inst, msg[1], msg[2])
+                else:
+                    pending = inst._handle(msg)
             elif kind == ch.TIMEOUT:
                 pending = inst._handle(self.timeout_msg)
             elif kind == ch.CONTINUE:
@@ -294,14 +301,19 @@ class _Host:
             if proc.alive:
                 self._end(reason_of(exc))
 
-    def _reply_state(self, from_: Any, state: Any) -> None:
-        """``sys:get_state``: the state, or ``{error, {state_not_picklable, Why}}``
-        (the state of a process-placed actor may be anything; that is no crash)."""
+    def _system(self, inst: GenServer, from_: Any, request: Any) -> Any:
+        """``{system, From, Request}`` (``sys``) as on the loop; what needs the node's
+        tables, or a state that cannot be pickled, is an error answer, not a crash."""
+        batch = self._batch
+        mark = len(batch) if batch is not None else 0
         try:
-            self.emit((ch.REPLY, from_, state))
-        except Exception as exc:
-            why = (Atom("state_not_picklable"), repr(exc).encode())
+            return inst._system(from_, request)
+        except (WorkerPlacementError, TypeError, pickle.PicklingError, AttributeError) as exc:
+            if self._batch is not None:
+                del self._batch[mark:]  # a half-made answer
+            why = (Atom("not_available_in_worker"), repr(exc).encode())
             self.emit((ch.REPLY, from_, (Atom("error"), why)))
+            return None
 
     def _end(self, reason: Any) -> None:
         proc = self._proc
@@ -331,8 +343,30 @@ def _load_main(kind: str, where: str) -> None:
     sys.modules["__main__"] = module
 
 
-def _is_get_state(msg: Any) -> bool:
-    return type(msg) is tuple and len(msg) == 3 and msg[0] == _SYSTEM and msg[2] == _GET_STATE
+def _is_system(msg: Any) -> bool:
+    return type(msg) is tuple and len(msg) == 3 and msg[0] == _SYSTEM
+
+
+#: what ``GenServer._start`` sets on an instance, for a worker: every callback
+#: inline (the worker is the isolation), no sys state yet
+_INSTANCE_DEFAULTS: dict[str, Any] = {
+    "_state": None, "_timer": None, "_token": None, "_sys": None, "_off": frozenset(),
+    "_drain": False, "_done": False, "_thread": None,
+}
+
+
+def _prepare(inst: GenServer, proc: Process, parent: Pid) -> None:
+    inst._proc = proc
+    inst._parent = parent
+    for name, value in _INSTANCE_DEFAULTS.items():
+        try:
+            setattr(inst, name, value)
+        except AttributeError:  # an older GenServer without that slot
+            pass
+    try:
+        inst._front = []
+    except AttributeError:
+        pass
 
 
 def _preload(refs: list[tuple[str, tuple[str, str] | None]]) -> None:

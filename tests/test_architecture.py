@@ -1,4 +1,4 @@
-"""The direction of dependencies in DESIGN.md, and explicit public surfaces."""
+"""The direction of dependencies in docs/design.md, and explicit public surfaces."""
 
 from __future__ import annotations
 

@@ -1,40 +1,45 @@
 %% @doc Python actors as children of Erlang and Elixir supervisors.
 %%
-%% A Python node (`bridge.Node`) allow-lists the actors BEAM may start
-%% (`node.allow_spawn("counter", Counter)`). {@link start_link/3} starts one of them
-%% on that node through `erlang:spawn_request/5`, linked to the caller, and returns
-%% only after the actor's `init` has run, like `gen_server:start_link/3`:
+%% A Python node (`bridge.Node') allow-lists the actors BEAM may start
+%% (`node.allow_spawn("counter", Counter)'). {@link start_link/3} starts one of them
+%% on that node through `erlang:spawn_request/5' and returns only after the actor's
+%% `init' has run, like `gen_server:start_link/3' (and, like it, passes `Args' to
+%% `init' as it is: `5' gives `init(5)'). The pid returned is a local proxy linked to
+%% the caller and to the actor (see {@link beam_bridge_proxy}): OTP's `supervisor'
+%% needs local children. Messages to the proxy reach the actor, so it is used like
+%% the actor's own pid; {@link actor/1} gives the Python pid:
 %%
 %% ```
-%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, [0]),
-%% 5 = gen_server:call(Pid, get).
+%% {ok, Pid} = beam_bridge:start_link('py@127.0.0.1', counter, 5),
+%% 5 = gen_server:call(Pid, get),
+%% PyPid = beam_bridge:actor(Pid).    % the pid on 'py@127.0.0.1'
 %% '''
 %%
 %% As a supervisor child:
 %%
 %% ```
 %% ChildSpec = beam_bridge:child_spec(#{id => counter, node => 'py@127.0.0.1',
-%%                                      actor => counter, args => [0]}),
+%%                                      actor => counter, args => 0}),
 %% supervisor:start_child(Sup, ChildSpec).
 %% '''
 %%
-%% Shutdown follows OTP: the supervisor sends `exit(Pid, shutdown)` and the Python
-%% actor (which traps exits when started this way) runs `terminate/2` within the
-%% child's shutdown time; `brutal_kill` kills it. If the Python node goes away, the
-%% link fires with `noconnection` and the supervisor restarts the child according to
-%% its restart type once the node is back.
+%% Shutdown follows OTP: the supervisor sends `exit(Proxy, shutdown)' and the Python
+%% actor (which traps exits when started this way) runs `terminate/2' within the
+%% child's shutdown time; `brutal_kill' kills it. If the Python node goes away, the
+%% proxy exits with `noconnection' and the supervisor restarts the child according
+%% to its restart type.
 %%
-%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])`.
-%% The Python spawner answers the spawn request only after `init`: with the pid, or
-%% with the error `ignore`, or with `init_failed` preceded by the message
-%% `{beam_bridge_init_failed, ReqId, Reason}`.
+%% Wire protocol: `spawn_request(Node, beam_bridge, start_actor, [Actor, Args], [link])'.
+%% The Python spawner answers the spawn request only after `init': with the pid, or
+%% with the error `ignore', or with `init_failed' preceded by the message
+%% `{beam_bridge_init_failed, ReqId, Reason}'.
 -module(beam_bridge).
 
--export([start_link/3, start_link/4, start/3, start/4, child_spec/1]).
--export([bridge_child/5]).
+-export([start_link/3, start_link/4, start/3, start/4, child_spec/1, actor/1]).
+-export([bridge_child/5, spawn_actor/4]).
 
 -type start_opts() :: #{timeout => timeout(), connect_wait => non_neg_integer(),
-                        link => boolean()}.
+                        link => boolean(), proxy => boolean()}.
 -export_type([start_opts/0]).
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -48,11 +53,13 @@ start_link(Node, Actor, Args) ->
 
 %% @doc Like {@link start_link/3}, with options: `timeout' (milliseconds, default
 %% 5000) for the spawn and `init'; `connect_wait' (milliseconds, default 1000): how
-%% long to wait for an unreachable Python node to come back before `{error, noconnection}'.
+%% long to wait for an unreachable Python node to come back before `{error, noconnection}';
+%% `proxy' (default `true'): `false' returns the Python pid itself, linked to the
+%% caller, with no local proxy (such a child breaks `supervisor:count_children/1').
 -spec start_link(node(), atom(), term(), start_opts()) ->
           {ok, pid()} | ignore | {error, term()}.
 start_link(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) ->
-    do_start(Node, Actor, Args, Opts#{link => true}).
+    start_proxied(Node, Actor, Args, Opts, true).
 
 %% @doc Start a Python actor without a link (like `gen_server:start/3').
 -spec start(node(), atom(), term()) -> {ok, pid()} | ignore | {error, term()}.
@@ -62,9 +69,24 @@ start(Node, Actor, Args) ->
 %% @doc Like {@link start/3}, with options.
 -spec start(node(), atom(), term(), start_opts()) -> {ok, pid()} | ignore | {error, term()}.
 start(Node, Actor, Args, Opts) when is_atom(Node), is_atom(Actor), is_map(Opts) ->
-    do_start(Node, Actor, Args, Opts#{link => false}).
+    start_proxied(Node, Actor, Args, Opts, false).
 
-do_start(Node, Actor, Args, Opts) ->
+start_proxied(Node, Actor, Args, Opts, Link) ->
+    case maps:get(proxy, Opts, true) of
+        true -> beam_bridge_proxy:start(Node, Actor, Args, Opts, Link);
+        false -> spawn_actor(Node, Actor, Args, Opts#{link => Link})
+    end.
+
+%% @doc The Python actor behind a pid returned by {@link start_link/3}: the proxy's
+%% actor, or the pid itself when it is not a local proxy's.
+-spec actor(pid()) -> pid().
+actor(Pid) ->
+    beam_bridge_proxy:actor(Pid).
+
+%% @private Spawn the actor from the calling process (its parent on the Python side),
+%% linked to it when `link' is true; no proxy.
+-spec spawn_actor(node(), atom(), term(), start_opts()) -> {ok, pid()} | ignore | {error, term()}.
+spawn_actor(Node, Actor, Args, Opts) ->
     Deadline = erlang:monotonic_time(millisecond) + maps:get(connect_wait, Opts, 1000),
     case do_start1(Node, Actor, Args, Opts) of
         {error, noconnection} -> retry_start(Node, Actor, Args, Opts, Deadline);
@@ -130,7 +152,8 @@ do_start1(Node, Actor, Args, Opts) ->
           supervisor:child_spec().
 child_spec(#{node := Node, actor := Actor} = Spec) ->
     Args = maps:get(args, Spec, []),
-    StartOpts = #{timeout => maps:get(timeout, Spec, ?DEFAULT_TIMEOUT)},
+    StartOpts = maps:merge(#{timeout => maps:get(timeout, Spec, ?DEFAULT_TIMEOUT)},
+                           maps:with([connect_wait, proxy], Spec)),
     #{id => maps:get(id, Spec, Actor),
       start => {beam_bridge, start_link, [Node, Actor, Args, StartOpts]},
       restart => maps:get(restart, Spec, permanent),

@@ -17,11 +17,18 @@
 %% name or file for `serve'), `python' (executable; default `$BEAM_BRIDGE_PYTHON'
 %% or `python3'), `cookie' (default this node's cookie), `epmd_port', `extra_args'
 %% (more `serve' arguments), `env' (list of `{Name, Value}'), `cd',
-%% `start_timeout' (default 30000), `stop_timeout' (default 5000), `id'.
+%% `start_timeout' (default 30000), `stop_timeout' (default 5000), `id', `log_to'
+%% (default this node; `none' to disable).
+%%
+%% Logs: the Python node sends its log records of level WARNING and up, and its
+%% actors' crash reports, to `log_to''s `logger' (through `logger_proxy', the way
+%% remote BEAM nodes do), at the matching level, with metadata `node', `pid',
+%% `registered_name', `class', `python_logger' and `domain' `[beam_bridge, python]'.
+%% Its standard output and error are logged here at `debug' level.
 -module(beam_bridge_node).
 -behaviour(gen_server).
 
--export([start_link/1, child_spec/1, os_pid/1, node_name/1]).
+-export([start_link/1, child_spec/1, os_pid/1, node_name/1, owner/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -record(state, {port :: port(), name :: node(), os_pid :: integer(),
@@ -50,9 +57,20 @@ os_pid(Server) -> gen_server:call(Server, os_pid).
 -spec node_name(pid()) -> node().
 node_name(Server) -> gen_server:call(Server, node_name).
 
+%% @doc The local process that owns (started and watches) the Python node `Node',
+%% or `undefined'. {@link beam_bridge_proxy} uses it to order exits.
+-spec owner(node()) -> pid() | undefined.
+owner(Node) when is_atom(Node) ->
+    whereis(owner_name(Node)).
+
+%% A registered name per owned node. The atom is made once per Python node name.
+owner_name(Node) ->
+    list_to_atom("beam_bridge_node " ++ atom_to_list(Node)).
+
 %% @private
 init(#{name := Name} = Opts) ->
     process_flag(trap_exit, true),
+    true = register(owner_name(Name), self()),
     Python = python_executable(Opts),
     Cookie = maps:get(cookie, Opts, erlang:get_cookie()),
     Module = case maps:get(module, Opts, undefined) of
@@ -64,6 +82,11 @@ init(#{name := Name} = Opts) ->
         case maps:get(epmd_port, Opts, undefined) of
             undefined -> [];
             P -> ["--epmd-port", integer_to_list(P)]
+        end ++
+        case maps:get(log_to, Opts, node()) of
+            none -> [];
+            nonode@nohost -> [];
+            LogNode -> ["--log-to", atom_to_list(LogNode)]
         end ++ [to_list(A) || A <- maps:get(extra_args, Opts, [])],
     PortOpts = [{args, Args}, exit_status, {line, 4096}, use_stdio, stderr_to_stdout, binary,
                 {env, [{to_list(K), to_list(V)} || {K, V} <- maps:get(env, Opts, [])]}] ++

@@ -35,3 +35,24 @@ start_without_distribution_test() ->
     %% Not distributed here: the spawn request cannot reach the node.
     ?assertEqual({error, noconnection},
                  beam_bridge:start('py_nowhere@127.0.0.1', counter, [], #{timeout => 2000})).
+
+start_link_without_distribution_leaves_nothing_test() ->
+    %% The proxy and its guard exit when the start fails; nothing stays linked to us.
+    {links, Before} = process_info(self(), links),
+    ?assertEqual({error, noconnection},
+                 beam_bridge:start_link('py_nowhere@127.0.0.1', counter, [], #{timeout => 2000,
+                                                                                connect_wait => 0})),
+    {links, After} = process_info(self(), links),
+    ?assertEqual(lists:sort(Before), lists:sort(After)).
+
+actor_of_a_plain_local_process_is_an_error_test() ->
+    ?assertError({not_a_proxy, _}, beam_bridge:actor(self())),
+    Dead = spawn(fun() -> ok end),
+    Ref = monitor(process, Dead),
+    receive {'DOWN', Ref, _, _, _} -> ok end,
+    ?assertExit({noproc, _}, beam_bridge:actor(Dead)).
+
+child_spec_passes_start_options_test() ->
+    Spec = beam_bridge:child_spec(#{node => 'py@h', actor => a, proxy => false, connect_wait => 50}),
+    ?assertMatch(#{start := {beam_bridge, start_link, ['py@h', a, [], #{proxy := false, connect_wait := 50,
+                                                                        timeout := 5000}]}}, Spec).

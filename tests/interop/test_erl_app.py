@@ -47,10 +47,16 @@ async def ev(beam: BeamNode, expr: str) -> object:
     return await asyncio.to_thread(beam.eval_term, expr)
 
 
+def app_beam_atom(beam: BeamNode) -> Atom:
+    """Children of BEAM supervisors are local proxies: pids of the BEAM node itself."""
+    return Atom(beam.name)
+
+
 async def test_start_link_returns_after_init(app_beam: BeamNode, py_node: Node) -> None:
     res = await ev(app_beam, f"{{ok, P}} = beam_bridge:start_link('{py_node.name}', counter, 5), "
-                             "{node(P), gen_server:call(P, get), lists:member(P, element(2, process_info(self(), links)))}")
-    assert res == (py_node.atom, 5, True)
+                             "{node(P) =:= node(), node(beam_bridge:actor(P)), gen_server:call(P, get), "
+                             "lists:member(P, element(2, process_info(self(), links)))}")
+    assert res == (True, py_node.atom, 5, True)
     await ev(app_beam, "unlink(P), exit(P, kill)")
 
 
@@ -75,7 +81,8 @@ async def test_supervisor_restarts_crashed_python_child(app_beam: BeamNode, py_n
         if second != first and second != Atom("restarting") and second is not None:
             break
         await asyncio.sleep(0.05)
-    assert second != first and getattr(second, "node", None) == py_node.atom
+    assert second != first and getattr(second, "node", None) == app_beam_atom(app_beam)
+    assert await ev(app_beam, "node(beam_bridge:actor(P2))") == py_node.atom
     assert await ev(app_beam, "gen_server:call(P2, get)") == 1
     await ev(app_beam, "exit(Sup, shutdown)")
 

@@ -104,14 +104,23 @@ async def test_silent_peer_dropped_by_tick_timer(runtime: Runtime, epmd: Epmd) -
             os.kill(beam.pid, signal.SIGSTOP)
             stopped = True
             started = time.monotonic()
-            # Fill the socket buffers towards the frozen peer.
-            for _ in range(16):
-                await node.send(beam_pid, bytes(1024 * 1024))
-            reason = await node.wait_nodedown(beam.name, timeout=3 * ticktime)
-            elapsed = time.monotonic() - started
-            assert reason == Atom("net_tick_timeout")
-            assert elapsed < 3 * ticktime
-            assert not node.is_connected(beam.name)
+
+            async def flood() -> None:
+                # Fill the socket buffers towards the frozen peer: the sender is
+                # suspended on the busy connection until the tick timer drops it.
+                for _ in range(16):
+                    await node.send(beam_pid, bytes(1024 * 1024))
+
+            sender = asyncio.create_task(flood())
+            try:
+                reason = await node.wait_nodedown(beam.name, timeout=3 * ticktime)
+                elapsed = time.monotonic() - started
+                assert reason == Atom("net_tick_timeout")
+                assert elapsed < 3 * ticktime
+                assert not node.is_connected(beam.name)
+                await asyncio.wait_for(sender, 30)  # resumed: its messages were dropped
+            finally:
+                sender.cancel()
             # The socket is released at once, not after the frozen peer drains it.
             await asyncio.wait_for(peer.protocol.lost, 2)
     finally:
@@ -214,7 +223,7 @@ async def test_unknown_node(epmd: Epmd) -> None:
 
 
 async def test_epmdless_beam_with_erl_epmd_port(runtime: Runtime, epmd: Epmd) -> None:
-    """DISTRIBUTION.md 1.3: a BEAM started ``-erl_epmd_port P`` listens on P and dials
+    """docs/protocol.md §1.3: a BEAM started ``-erl_epmd_port P`` listens on P and dials
     every node on P. The Python node listens on P too, on another loopback address."""
     port = free_port()
     beam = await start_beam(runtime, epmd.port, prefix="nep",

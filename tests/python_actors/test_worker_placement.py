@@ -230,12 +230,12 @@ async def test_unpicklable_state_stays_in_the_worker(rt: Runtime) -> None:
     me = probe(rt)
     me.send(pid, (Atom("system"), (me.pid, "tag"), Atom("get_state")))
     tag, answer = await me.receive(timeout=10)
-    assert tag == "tag" and answer[0] == Atom("error") and answer[1][0] == Atom("state_not_picklable")
+    assert tag == "tag" and answer[0] == Atom("error") and answer[1][0] == Atom("not_available_in_worker")
     assert await call(pid, "lock_type", runtime=rt) == "lock"  # still alive
 
     counter = await Worker.start((42, None), runtime=rt)
     me.send(counter, (Atom("system"), (me.pid, "tag2"), Atom("get_state")))
-    assert await me.receive(timeout=10) == ("tag2", 42)
+    assert await me.receive(timeout=10) == ("tag2", (Atom("ok"), 42))
 
 
 async def test_effects_reach_the_node_in_order(rt: Runtime) -> None:
@@ -244,6 +244,8 @@ async def test_effects_reach_the_node_in_order(rt: Runtime) -> None:
     assert await call(pid, ("send_many", me.pid, 50), runtime=rt) == "sent"
     got = [await me.receive(timeout=10) for _ in range(51)]
     assert got == [("n", i) for i in range(50)] + [(Atom("$gen_cast"), "cast from worker")]
+    assert await call(pid, ("send_after", me.pid), runtime=rt) == "armed"
+    assert await me.receive(timeout=10) == "later"  # sent by the worker's own timer
 
 
 async def test_exit_signals(rt: Runtime) -> None:

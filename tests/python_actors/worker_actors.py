@@ -79,6 +79,9 @@ class Worker(GenServer):
                 self.process.send(dest, ("n", i))
             cast(dest, "cast from worker")
             return Reply("sent", state)
+        if tag == "send_after":
+            self.process.send_after(0.05, request[1], "later")
+            return Reply("armed", state)
         if tag == "arm":
             return Reply("armed", state, request[1])
         if tag == "continue":
