@@ -12,7 +12,7 @@ import pytest
 
 from dist_proto import Atom, Pid
 from tests.beam import BeamNode, Epmd, Runtime, pid_expr, unique_name
-from tests.interop.node_support import ev, py_node
+from tests.interop.node_support import ev, eventually, py_node
 from tests.interop.test_erl_app import erl_ebin  # noqa: F401  (session fixture)
 from tests.python_actors.test_worker_placement import gone, os_alive
 from tests.python_actors.worker_actors import Spinner
@@ -34,8 +34,9 @@ async def test_brutal_kill_of_a_spinning_worker_actor(beam: BeamNode, epmd: Epmd
         await ev(beam, f"{{ok, S}} = beam_bridge_sup:start_link(#{{}}, [beam_bridge:child_spec("
                        f"#{{id => w, node => '{node.name}', actor => spinner, args => 7, shutdown => brutal_kill}})]), "
                        f"register({sup}, S)")
+        # the supervisor's child is a local proxy of the Python actor (beam_bridge_proxy)
         child, os_pid = await ev(beam, f"[{{w, P, worker, _}}] = supervisor:which_children({sup}), "
-                                       "{P, gen_server:call(P, os_pid)}")
+                                       "{beam_bridge:actor(P), gen_server:call(P, os_pid)}")
         assert isinstance(child, Pid) and child.node == node.atom
         assert os_pid != os.getpid() and os_alive(os_pid)
 
@@ -45,11 +46,11 @@ async def test_brutal_kill_of_a_spinning_worker_actor(beam: BeamNode, epmd: Epmd
         assert got[0] == Atom("EXIT") and got[1][0] == Atom("timeout")
 
         assert await ev(beam, f"supervisor:terminate_child({sup}, w)") == Atom("ok")
-        assert not node.runtime.is_alive(child)
+        await eventually(lambda: not node.runtime.is_alive(child), what="the actor killed")
         assert await gone(os_pid), "the worker OS process outlived brutal_kill"
 
-        res = await ev(beam, f"{{ok, P2}} = supervisor:restart_child({sup}, w), {{P2, gen_server:call(P2, get), "
-                             "gen_server:call(P2, os_pid)}")
+        res = await ev(beam, f"{{ok, P2}} = supervisor:restart_child({sup}, w), {{beam_bridge:actor(P2), "
+                             "gen_server:call(P2, get), gen_server:call(P2, os_pid)}")
         new_child, value, new_os_pid = res
         assert isinstance(new_child, Pid) and new_child != child and value == 7
         assert new_os_pid != os_pid and os_alive(new_os_pid)
