@@ -316,6 +316,13 @@ class GenServer:
             runtime = caller.runtime
         elif caller is not None and caller.runtime is not runtime:
             caller = None
+        if cls.placement == "process":
+            from .worker_placement import start_in_worker
+
+            return await start_in_worker(
+                cls, args, runtime=runtime, name=name, link_to=caller if link else None,
+                timeout=timeout, parent=parent, trap_exit=trap_exit,
+            )
         if name is not None:
             existing = runtime.whereis(name)
             if existing is not None:
