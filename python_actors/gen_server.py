@@ -178,7 +178,7 @@ class GenServer:
     _thread: ActorThreads | None
     _drain: bool
     _done: bool
-    _front: list[Any]
+    _front: list[Any] | None
 
     #: Where the callbacks run (docs/placement.md): ``"auto"`` (the default: plain
     #: ``def`` callbacks on a pool thread, ``async def`` ones on the event loop),
@@ -339,7 +339,7 @@ class GenServer:
         inst._off = off_loop_callbacks(cls)
         inst._drain = drains_in_thread(cls)
         inst._done = False
-        inst._front = []
+        inst._front = None
         inst._thread = (
             ActorThreads(f"actor{proc.pid.id}", idle_timeout=None, max_threads=1)
             if cls.placement == THREAD
@@ -523,7 +523,7 @@ class GenServer:
                 if pending is not None:  # async code reached from a plain callback
                     asyncio.run_coroutine_threadsafe(_awaited(pending), rt._loop_()).result()
                 if self._front:  # messages to take first (sys:resume): end the batch here
-                    front, self._front = self._front + batch[i + 1 :], []
+                    front, self._front = self._front + batch[i + 1 :], None
                     rt.from_thread(self._put_front, front)
                     return
         finally:
@@ -535,6 +535,8 @@ class GenServer:
         and its remaining messages follow them."""
         if self._proc.runtime.on_loop():
             self._put_front(messages)
+        elif self._front is None:
+            self._front = list(messages)
         else:
             self._front.extend(messages)
 
