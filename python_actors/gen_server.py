@@ -316,7 +316,11 @@ class GenServer:
             runtime = caller.runtime
         elif caller is not None and caller.runtime is not runtime:
             caller = None
-        if cls.placement == "process":
+        setup = getattr(cls, "_placement_setup_", None)
+        if setup is None or setup[0] is not cls:
+            setup = _placement_setup(cls)
+        placement = setup[1]
+        if placement == "process":
             from .worker_placement import start_in_worker
 
             return await start_in_worker(
@@ -327,8 +331,6 @@ class GenServer:
             existing = runtime.whereis(name)
             if existing is not None:
                 raise StartError((Atom("already_started"), existing))
-        if cls.placement not in PLACEMENTS:
-            raise ValueError(f"{cls.__name__}.placement must be one of {sorted(PLACEMENTS)}")
         proc = runtime._add(caller, link=link and caller is not None)
         inst = cls()
         inst._proc = proc
@@ -336,13 +338,13 @@ class GenServer:
         inst._timer = None
         inst._token = None
         inst._sys = None
-        inst._off = off_loop_callbacks(cls)
-        inst._drain = drains_in_thread(cls)
+        inst._off = setup[2]
+        inst._drain = setup[3]
         inst._done = False
         inst._front = None
         inst._thread = (
             ActorThreads(f"actor{proc.pid.id}", idle_timeout=None, max_threads=1)
-            if cls.placement == THREAD
+            if placement == THREAD
             else None
         )
         inst._parent = caller.pid if (link and caller is not None) else proc.pid
@@ -552,9 +554,9 @@ class GenServer:
 
     def _refresh_placement(self) -> None:
         """Where the callbacks run, recomputed after the class changed (hot upgrade)."""
-        cls = type(self)
-        self._off = off_loop_callbacks(cls)
-        self._drain = drains_in_thread(cls)
+        setup = _placement_setup(type(self))
+        self._off = setup[2]
+        self._drain = setup[3]
 
     def _cancel_timer(self) -> None:
         rt = self._proc.runtime
@@ -695,6 +697,17 @@ class GenServer:
 
 
 _BATCH = 256
+
+
+def _placement_setup(cls: type) -> tuple[type, str, frozenset[str], bool]:
+    """``(cls, placement, off-loop callbacks, drains in batches)`` for GenServer class
+    ``cls``, checked once and cached on the class."""
+    placement = getattr(cls, "placement", AUTO)
+    if placement not in PLACEMENTS:
+        raise ValueError(f"{cls.__name__}.placement must be one of {sorted(PLACEMENTS)}")
+    setup = (cls, placement, off_loop_callbacks(cls), drains_in_thread(cls))
+    type.__setattr__(cls, "_placement_setup_", setup)
+    return setup
 
 
 async def _awaited(pending: Any) -> None:
