@@ -85,7 +85,7 @@ class _Ctx:
     references past its end go through :func:`_cached_atom` for the error.
     """
 
-    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved")
+    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved", "view")
 
     def __init__(self, atom_cache: Sequence[Atom] | None, max_depth: int, max_size: int) -> None:
         self.atom_cache = atom_cache
@@ -93,6 +93,7 @@ class _Ctx:
         self.max_size = max_size
         self.limit = min(_RECURSE_LIMIT, max_depth)
         self.resolved: list[Any] = []
+        self.view: memoryview | None = None  # set for zero-copy binaries
         if atom_cache is not None:
             # a reference is one byte: no more than 256 entries can be named
             for atom in atom_cache[:256]:
@@ -352,7 +353,7 @@ def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
                 q = p + 5 + m
                 if q > len(data):
                     _check_len(data, p + 5, m, "BINARY_EXT", p)
-                k = data[p + 5 : q]
+                k = data[p + 5 : q] if ctx.view is None else ctx.view[p + 5 : q]
                 p = q
             else:
                 k, p = _dec(data, p, depth, ctx)
@@ -478,6 +479,8 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         end = pos + 5 + n
         if end > len(data):
             _check_len(data, pos + 5, n, "BINARY_EXT", pos)
+        if ctx.view is not None:
+            return ctx.view[pos + 5 : end], end
         return data[pos + 5 : end], end
     if tag == 106:  # NIL_EXT
         return [], pos + 1
@@ -557,13 +560,17 @@ def decode_from(
     atom_cache: Sequence[Atom] | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    zero_copy: bool = False,
 ) -> tuple[Term, int]:
     """Decode one external term starting at ``offset``; return ``(term, end_offset)``.
 
     Like ``binary_to_term/1`` on a prefix. With ``versioned`` the term starts with
     the version byte 131 (and may then be ``COMPRESSED``); without it the tag comes
     first, as inside a distribution header. ``atom_cache`` resolves
-    ``ATOM_CACHE_REF`` (index ``i`` is ``atom_cache[i]``).
+    ``ATOM_CACHE_REF`` (index ``i`` is ``atom_cache[i]``). With ``zero_copy`` a
+    binary decodes to a read-only ``memoryview`` of the input (of the inflated
+    bytes for a ``COMPRESSED`` term; of a copy when ``data`` is not ``bytes``)
+    instead of a ``bytes`` copy: the input stays alive as long as any view does.
 
     >>> decode_from(b"xx\\x83a\\x07yy", 2)
     (7, 5)
@@ -583,6 +590,8 @@ def decode_from(
         raise ValueError(f"offset {offset} is outside the data ({len(buf) + base} bytes)")
     pos = offset - base
     ctx = _Ctx(atom_cache, max_depth, max_uncompressed_size)
+    if zero_copy:
+        ctx.view = memoryview(buf)
     where = "data"
     try:
         if versioned:
@@ -594,6 +603,8 @@ def decode_from(
             if pos < len(buf) and buf[pos] == 80:
                 inner, end = _rare._inflate(buf, pos, ctx)
                 where = "compressed data"
+                if zero_copy:
+                    ctx.view = memoryview(inner)
                 try:
                     term, inner_end = _dec(inner, 0, 0, ctx)
                 except DecodeError as e:
@@ -656,11 +667,12 @@ def decode(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    zero_copy: bool = False,
 ) -> Term:
     """Decode a whole external term (``binary_to_term/1``).
 
     ``data`` starts with the version byte 131 (then possibly ``COMPRESSED``);
-    bytes after the term are an error.
+    bytes after the term are an error. ``zero_copy`` is :func:`decode_from`'s.
 
     >>> decode(b"\\x83h\\x02w\\x02oka\\x01")
     (Atom('ok'), 1)
@@ -668,6 +680,7 @@ def decode(
     if (
         type(data) is bytes
         and max_depth == DEFAULT_MAX_DEPTH
+        and not zero_copy
         and len(data) > 1
         and data[0] == VERSION
         and data[1] != 80
@@ -681,7 +694,8 @@ def decode(
             raise DecodeError("term nested too deeply for this Python stack", 0) from None
     else:
         term, end = decode_from(
-            data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size
+            data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size,
+            zero_copy=zero_copy,
         )
     n = len(data) if not isinstance(data, memoryview) else data.nbytes
     if end != n:
