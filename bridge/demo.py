@@ -27,6 +27,7 @@ from typing import Any
 
 from dist_proto import Atom, Pid, format_term
 
+from . import event_loop
 from .node import Node
 
 COOKIE = "beam_bridge_demo"
@@ -229,7 +230,7 @@ def _pid(pid: Any) -> str:
 
 def main() -> None:
     repo = Path.cwd()
-    asyncio.run(run(repo))
+    event_loop.run(run(repo))  # uvloop when installed
 
 
 if __name__ == "__main__":

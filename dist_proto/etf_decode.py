@@ -331,59 +331,52 @@ def _finish_map(keys: Sequence[Any], values: Sequence[Any], pos: int) -> Any:
 
 
 def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
+    """MAP_EXT: keys and values are kept in decode order, so a map that Python would
+    merge or cannot hash becomes a TermMap without decoding anything twice (decoding
+    again would cost 2**depth for such maps nested in each other's keys)."""
     n = _u32(data, pos + 1)[0]
     _check_len(data, pos + 5, 2 * n, "MAP_EXT", pos)
     if depth >= ctx.limit and n:
         return _rare._dec_iter(data, pos, depth, ctx)
     p = pos + 5
-    d: dict[Any, Any] = {}
-    depth += 1
-    try:
-        for _ in range(n):
-            tag = data[p]
-            if tag == 119:
-                m = data[p + 1]
-                q = p + 2 + m
-                k = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
-                if k is _NOT_SPECIAL:
-                    k = _utf8_atom(data, p + 2, m, p)
-                p = q
-            elif tag == 109:
-                m = _u32(data, p + 1)[0]
-                q = p + 5 + m
-                if q > len(data):
-                    _check_len(data, p + 5, m, "BINARY_EXT", p)
-                k = data[p + 5 : q] if ctx.view is None else ctx.view[p + 5 : q]
-                p = q
-            else:
-                k, p = _dec(data, p, depth, ctx)
-            tag = data[p]
-            if tag == 97:
-                v = data[p + 1]
-                p += 2
-            elif tag == 119:
-                m = data[p + 1]
-                q = p + 2 + m
-                v = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
-                if v is _NOT_SPECIAL:
-                    v = _utf8_atom(data, p + 2, m, p)
-                p = q
-            else:
-                v, p = _dec(data, p, depth, ctx)
-            d[k] = v
-        if len(d) == n:
-            return d, p
-    except TypeError:
-        pass
-    # Python merged two keys or could not hash one: decode again, keeping pairs
     keys: list[Any] = []
     values: list[Any] = []
-    p = pos + 5
+    add_key = keys.append
+    add_value = values.append
+    depth += 1
     for _ in range(n):
-        k, p = _dec(data, p, depth, ctx)
-        v, p = _dec(data, p, depth, ctx)
-        keys.append(k)
-        values.append(v)
+        tag = data[p]
+        if tag == 119:
+            m = data[p + 1]
+            q = p + 2 + m
+            k = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
+            if k is _NOT_SPECIAL:
+                k = _utf8_atom(data, p + 2, m, p)
+            p = q
+        elif tag == 109:
+            m = _u32(data, p + 1)[0]
+            q = p + 5 + m
+            if q > len(data):
+                _check_len(data, p + 5, m, "BINARY_EXT", p)
+            k = data[p + 5 : q] if ctx.view is None else ctx.view[p + 5 : q]
+            p = q
+        else:
+            k, p = _dec(data, p, depth, ctx)
+        add_key(k)
+        tag = data[p]
+        if tag == 97:
+            v = data[p + 1]
+            p += 2
+        elif tag == 119:
+            m = data[p + 1]
+            q = p + 2 + m
+            v = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
+            if v is _NOT_SPECIAL:
+                v = _utf8_atom(data, p + 2, m, p)
+            p = q
+        else:
+            v, p = _dec(data, p, depth, ctx)
+        add_value(v)
     return _finish_map(keys, values, pos), p
 
 
