@@ -5,6 +5,8 @@ Everything else about the package is in ``pyproject.toml``. The extension is
 succeeds and :mod:`dist_proto.etf` uses the pure-Python codec.
 """
 
+import platform
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -25,8 +27,11 @@ class OptionalBuildExt(build_ext):
             self.warn(f"the compiled ETF core was not built ({e}); the pure-Python codec is used")
 
 
+# the core reads CPython's object layout; other interpreters use the pure codec
+CPYTHON = platform.python_implementation() == "CPython"
+
 setup(
-    ext_modules=[
+    ext_modules=[] if not CPYTHON else [
         Extension(
             "dist_proto._etf_core",
             sources=[
