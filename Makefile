@@ -20,7 +20,8 @@ erlang:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# setup.py builds the optional compiled ETF core in place (dist_proto/_etf_core*.so)
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard dist_proto/_etf_core*.[ch])
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test,bench,docs]'
 	@touch $@

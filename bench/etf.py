@@ -4,6 +4,9 @@
     python bench/etf.py --quick    # shorter runs
     python bench/etf.py --no-beam  # Python peers only
 
+Both implementations of dist_proto's codec are measured in the same run: the
+compiled core (``core``, when built) and the pure-Python codec (``pure``); a
+``zero-copy`` row decodes binaries as memoryviews (``decode(data, zero_copy=True)``).
 Every implementation works on the same Erlang term: the bytes are made once by
 dist_proto, each Python library decodes them into its own representation, and
 that representation is what it encodes. BEAM times ``timer:tc`` over N
@@ -28,6 +31,7 @@ sys.path.insert(0, str(REPO))
 import erlang  # noqa: E402  (PyPI erlang-py)
 
 from dist_proto import Atom, Pid, Reference, decode, encode  # noqa: E402
+from dist_proto.etf import available  # noqa: E402
 
 
 def workloads() -> dict[str, Any]:
@@ -119,6 +123,7 @@ def main() -> None:
     args = ap.parse_args()
     runs, min_time = (3, 0.05) if args.quick else (5, 0.3)
 
+    codecs = available()[::-1]  # the core first when built
     terms = workloads()
     blobs = {name: encode(t) for name, t in terms.items()}
     rows = []
@@ -126,14 +131,20 @@ def main() -> None:
         blob = blobs[name]
         assert name.startswith("deep") or decode(blob) == term
         native = erlang.binary_to_term(blob)
-        results = {
-            ("dist_proto", "encode"): measure(lambda t=term: encode(t), runs, min_time),
-            ("dist_proto", "decode"): measure(lambda b=blob: decode(b), runs, min_time),
-            ("erlang-py", "encode"): measure(lambda t=native: erlang.term_to_binary(t), runs,
-                                             min_time),
-            ("erlang-py", "decode"): measure(lambda b=blob: erlang.binary_to_term(b), runs,
-                                             min_time),
-        }
+        results: dict[tuple[str, str], float] = {}
+        for codec in codecs:
+            assert codec.encode(term) == blob
+            results[(codec.name, "encode")] = measure(lambda c=codec, t=term: c.encode(t), runs,
+                                                      min_time)
+            results[(codec.name, "decode")] = measure(lambda c=codec, b=blob: c.decode(b), runs,
+                                                      min_time)
+        if "binary" in name:
+            results[("zero-copy", "decode")] = measure(
+                lambda c=codecs[0], b=blob: c.decode(b, zero_copy=True), runs, min_time)
+        results[("erlang-py", "encode")] = measure(lambda t=native: erlang.term_to_binary(t),
+                                                   runs, min_time)
+        results[("erlang-py", "decode")] = measure(lambda b=blob: erlang.binary_to_term(b), runs,
+                                                   min_time)
         rows.append((name, len(blob), results))
     beam: dict[tuple[str, str], float] = {}
     if not args.no_beam:
@@ -142,24 +153,30 @@ def main() -> None:
         except Exception as e:  # the table is still useful without the BEAM
             print(f"(BEAM peer unavailable: {e})", file=sys.stderr)
 
-    head = (f"{'workload':<15} {'dir':<6} {'bytes':>8} | {'dist_proto µs':>13} {'MB/s':>8} "
-            f"{'terms/s':>9} | {'erlang-py µs':>12} {'MB/s':>8} | {'BEAM µs':>9} {'MB/s':>8} | "
+    head = (f"{'workload':<15} {'dir':<6} {'impl':<9} {'bytes':>8} | {'µs':>10} {'MB/s':>8} "
+            f"{'terms/s':>9} | {'erlang-py µs':>12} | {'BEAM µs':>9} {'MB/s':>8} | "
             f"{'x erlang-py':>11} {'vs BEAM':>8}")
     print(head)
     print("-" * len(head))
     for name, size, results in rows:
         for direction in ("encode", "decode"):
-            ours = results[("dist_proto", direction)]
             theirs = results[("erlang-py", direction)]
             b = beam.get((name, direction))
             beam_cols = (f"{b * 1e6:9.2f} {size / b / 1e6:8.1f}" if b else f"{'-':>9} {'-':>8}")
-            vs_beam = f"{ours / b:7.2f}x" if b else f"{'-':>8}"
-            print(
-                f"{name:<15} {direction:<6} {size:>8} | {ours * 1e6:13.2f} {size / ours / 1e6:8.1f} "
-                f"{1 / ours:9.0f} | {theirs * 1e6:12.2f} {size / theirs / 1e6:8.1f} | {beam_cols} | "
-                f"{theirs / ours:10.1f}x {vs_beam}"
-            )
-    print("x erlang-py: how many times faster dist_proto is; vs BEAM: how many times slower.")
+            for impl in [c.name for c in codecs] + ["zero-copy"]:
+                ours = results.get((impl, direction))
+                if ours is None:
+                    continue
+                vs_beam = f"{ours / b:7.2f}x" if b else f"{'-':>8}"
+                print(
+                    f"{name:<15} {direction:<6} {impl:<9} {size:>8} | {ours * 1e6:10.2f} "
+                    f"{size / ours / 1e6:8.1f} {1 / ours:9.0f} | {theirs * 1e6:12.2f} | "
+                    f"{beam_cols} | {theirs / ours:10.1f}x {vs_beam}"
+                )
+    print("impl: core = compiled C core, pure = pure Python, zero-copy = core with "
+          "decode(zero_copy=True).")
+    print("x erlang-py: how many times faster than erlang-py; vs BEAM: how many times slower "
+          "than BEAM (medians).")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.errors import BridgeTimeout
 
+from . import event_loop
+
 if TYPE_CHECKING:
     from bridge.node import Node
 
@@ -42,7 +44,7 @@ class BlockingNode:
 
         # Built before the loop thread starts: bad arguments must not leave a thread behind.
         self._node: Node = Node(name, cookie=cookie, **options)
-        self._loop = asyncio.new_event_loop()
+        self._loop = event_loop.new_event_loop()  # uvloop when installed
         self._thread = threading.Thread(target=self._run, name=f"bridge-{name}", daemon=True)
         self._thread.start()
         try:

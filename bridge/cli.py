@@ -88,6 +88,7 @@ from dist_proto.term_text import TermSyntaxError, format_term, parse_term
 from dist_proto.terms import Atom
 from python_actors import CallError
 
+from . import event_loop
 from .cookie import CookieError, resolve_cookie
 from .epmd_client import EpmdError, NameTaken, epmd_port_from_env, names, port_please
 from .epmd_server import EpmdServer
@@ -719,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(int(args.verbose))
     try:
-        return asyncio.run(COMMANDS[args.command](args))
+        return event_loop.run(COMMANDS[args.command](args))  # uvloop when installed
     except CliError as exc:
         _err(exc.message)
         return exc.code

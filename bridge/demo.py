@@ -31,6 +31,7 @@ from typing import Any
 
 from dist_proto import Atom, Pid, format_term
 
+from . import event_loop
 from ._beam_runtime import BeamNode, Epmd, find_erl, pid_expr
 from .node import Node
 
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the beam_bridge application's ebin folder (default: $BEAM_BRIDGE_EBIN, "
                              "else ./_build/default/lib/beam_bridge/ebin)")
     args = parser.parse_args(argv)
-    asyncio.run(run(find_ebin(args.ebin)))
+    event_loop.run(run(find_ebin(args.ebin)))  # uvloop when installed
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from dist_proto.epmd import (
     EPMD_PORT,
@@ -144,7 +144,8 @@ class _EpmdProtocol(asyncio.Protocol):
         self.closing_locally = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's are not asyncio.Transport subclasses)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.write(self._payload)  # the only bytes ever written on this socket
 

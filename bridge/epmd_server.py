@@ -44,7 +44,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from dist_proto.epmd import (
     EPMD_PORT,
@@ -146,7 +146,8 @@ class _Conn(asyncio.Protocol):
     # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's are not asyncio.Transport subclasses)
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self.peer = transport.get_extra_info("peername")
         self.local = is_local_peer(self.peer, transport.get_extra_info("sockname"))

@@ -1,4 +1,4 @@
-"""External Term Format: ``term_to_binary/1,2`` and ``binary_to_term/1`` in pure Python.
+"""External Term Format: ``term_to_binary/1,2`` and ``binary_to_term/1``.
 
 >>> from dist_proto.etf import encode, decode
 >>> from dist_proto.terms import Atom
@@ -6,27 +6,115 @@
 >>> decode(data)
 (Atom('ok'), [1, 2, 3], {Atom('k'): b'v'})
 
-The Python mapping is documented in :mod:`dist_proto.terms`. The decoder lives
-in :mod:`dist_proto.etf_decode`, the encoder in :mod:`dist_proto.etf_encode`.
+Two implementations give the same values, bytes and errors: the pure-Python
+codec (:mod:`dist_proto.etf_decode`, :mod:`dist_proto.etf_encode`) and an
+optional compiled core (:mod:`dist_proto.etf_core`, a C extension that
+``pip install`` builds when a C compiler is present). The core is used when
+it was built, unless the environment variable ``BEAM_BRIDGE_PURE`` is set to
+a non-empty value other than ``0`` when this module is first imported.
+:data:`ACTIVE` is the codec in use; :func:`available` lists every codec that
+can be loaded here (tests and benchmarks run each). The Python mapping is
+documented in :mod:`dist_proto.terms`; the core in ``docs/codec.md``.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from . import etf_decode as _pure_decode
+from . import etf_encode as _pure_encode
 from .errors import DecodeError
-from .etf_decode import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_UNCOMPRESSED_SIZE,
-    decode,
-    decode_from,
-)
-from .etf_encode import encode, encode_body
+from .etf_decode import DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE
+from .terms import Atom, Term
 
 __all__ = [
+    "ACTIVE",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_UNCOMPRESSED_SIZE",
+    "PURE_ENV",
+    "Codec",
     "DecodeError",
+    "DistContext",
+    "available",
+    "compiled",
     "decode",
+    "decode_dist",
     "decode_from",
+    "dist_context",
     "encode",
     "encode_body",
 ]
+
+#: The environment variable that forces the pure-Python codec.
+PURE_ENV = "BEAM_BRIDGE_PURE"
+
+#: A decoding context for :func:`decode_dist` (from :func:`dist_context`); opaque.
+DistContext = Any
+
+
+class Codec(NamedTuple):
+    """One implementation of the codec: the same functions, the same behaviour."""
+
+    name: str
+    encode: Callable[..., bytes]
+    encode_body: Callable[[Term], bytes]
+    decode: Callable[..., Term]
+    decode_from: Callable[..., tuple[Term, int]]
+    decode_dist: Callable[[bytes, int, DistContext], tuple[Term, int]]
+    dist_context: Callable[[Sequence[Atom] | None], DistContext]
+
+
+PURE = Codec(
+    "pure",
+    _pure_encode.encode,
+    _pure_encode.encode_body,
+    _pure_decode.decode,
+    _pure_decode.decode_from,
+    _pure_decode.decode_dist,
+    _pure_decode.dist_context,
+)
+
+
+def _core_module() -> ModuleType | None:
+    try:
+        from . import etf_core
+    except ImportError:
+        return None
+    return etf_core
+
+
+def compiled() -> Codec | None:
+    """The compiled core as a :class:`Codec`, or None when it was not built."""
+    core = _core_module()
+    if core is None:
+        return None
+    return Codec(
+        "core", core.encode, core.encode_body, core.decode, core.decode_from, core.decode_dist,
+        core.dist_context,
+    )
+
+
+def available() -> list[Codec]:
+    """Every codec that loads here: the pure one, then the compiled core if built."""
+    core = compiled()
+    return [PURE] if core is None else [PURE, core]
+
+
+def _select() -> Codec:
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        return PURE
+    return compiled() or PURE
+
+
+#: The codec that :func:`encode`, :func:`decode` and friends are.
+ACTIVE: Codec = _select()
+
+encode = ACTIVE.encode
+encode_body = ACTIVE.encode_body
+decode = ACTIVE.decode
+decode_from = ACTIVE.decode_from
+decode_dist = ACTIVE.decode_dist
+dist_context = ACTIVE.dist_context

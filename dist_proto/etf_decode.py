@@ -85,7 +85,7 @@ class _Ctx:
     references past its end go through :func:`_cached_atom` for the error.
     """
 
-    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved")
+    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved", "view")
 
     def __init__(self, atom_cache: Sequence[Atom] | None, max_depth: int, max_size: int) -> None:
         self.atom_cache = atom_cache
@@ -93,6 +93,7 @@ class _Ctx:
         self.max_size = max_size
         self.limit = min(_RECURSE_LIMIT, max_depth)
         self.resolved: list[Any] = []
+        self.view: memoryview | None = None  # set for zero-copy binaries
         if atom_cache is not None:
             # a reference is one byte: no more than 256 entries can be named
             for atom in atom_cache[:256]:
@@ -330,59 +331,52 @@ def _finish_map(keys: Sequence[Any], values: Sequence[Any], pos: int) -> Any:
 
 
 def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
+    """MAP_EXT: keys and values are kept in decode order, so a map that Python would
+    merge or cannot hash becomes a TermMap without decoding anything twice (decoding
+    again would cost 2**depth for such maps nested in each other's keys)."""
     n = _u32(data, pos + 1)[0]
     _check_len(data, pos + 5, 2 * n, "MAP_EXT", pos)
     if depth >= ctx.limit and n:
         return _rare._dec_iter(data, pos, depth, ctx)
     p = pos + 5
-    d: dict[Any, Any] = {}
-    depth += 1
-    try:
-        for _ in range(n):
-            tag = data[p]
-            if tag == 119:
-                m = data[p + 1]
-                q = p + 2 + m
-                k = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
-                if k is _NOT_SPECIAL:
-                    k = _utf8_atom(data, p + 2, m, p)
-                p = q
-            elif tag == 109:
-                m = _u32(data, p + 1)[0]
-                q = p + 5 + m
-                if q > len(data):
-                    _check_len(data, p + 5, m, "BINARY_EXT", p)
-                k = data[p + 5 : q]
-                p = q
-            else:
-                k, p = _dec(data, p, depth, ctx)
-            tag = data[p]
-            if tag == 97:
-                v = data[p + 1]
-                p += 2
-            elif tag == 119:
-                m = data[p + 1]
-                q = p + 2 + m
-                v = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
-                if v is _NOT_SPECIAL:
-                    v = _utf8_atom(data, p + 2, m, p)
-                p = q
-            else:
-                v, p = _dec(data, p, depth, ctx)
-            d[k] = v
-        if len(d) == n:
-            return d, p
-    except TypeError:
-        pass
-    # Python merged two keys or could not hash one: decode again, keeping pairs
     keys: list[Any] = []
     values: list[Any] = []
-    p = pos + 5
+    add_key = keys.append
+    add_value = values.append
+    depth += 1
     for _ in range(n):
-        k, p = _dec(data, p, depth, ctx)
-        v, p = _dec(data, p, depth, ctx)
-        keys.append(k)
-        values.append(v)
+        tag = data[p]
+        if tag == 119:
+            m = data[p + 1]
+            q = p + 2 + m
+            k = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
+            if k is _NOT_SPECIAL:
+                k = _utf8_atom(data, p + 2, m, p)
+            p = q
+        elif tag == 109:
+            m = _u32(data, p + 1)[0]
+            q = p + 5 + m
+            if q > len(data):
+                _check_len(data, p + 5, m, "BINARY_EXT", p)
+            k = data[p + 5 : q] if ctx.view is None else ctx.view[p + 5 : q]
+            p = q
+        else:
+            k, p = _dec(data, p, depth, ctx)
+        add_key(k)
+        tag = data[p]
+        if tag == 97:
+            v = data[p + 1]
+            p += 2
+        elif tag == 119:
+            m = data[p + 1]
+            q = p + 2 + m
+            v = _utf8_atoms.get(data[p + 2 : q], _NOT_SPECIAL)
+            if v is _NOT_SPECIAL:
+                v = _utf8_atom(data, p + 2, m, p)
+            p = q
+        else:
+            v, p = _dec(data, p, depth, ctx)
+        add_value(v)
     return _finish_map(keys, values, pos), p
 
 
@@ -478,6 +472,8 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         end = pos + 5 + n
         if end > len(data):
             _check_len(data, pos + 5, n, "BINARY_EXT", pos)
+        if ctx.view is not None:
+            return ctx.view[pos + 5 : end], end
         return data[pos + 5 : end], end
     if tag == 106:  # NIL_EXT
         return [], pos + 1
@@ -557,13 +553,17 @@ def decode_from(
     atom_cache: Sequence[Atom] | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    zero_copy: bool = False,
 ) -> tuple[Term, int]:
     """Decode one external term starting at ``offset``; return ``(term, end_offset)``.
 
     Like ``binary_to_term/1`` on a prefix. With ``versioned`` the term starts with
     the version byte 131 (and may then be ``COMPRESSED``); without it the tag comes
     first, as inside a distribution header. ``atom_cache`` resolves
-    ``ATOM_CACHE_REF`` (index ``i`` is ``atom_cache[i]``).
+    ``ATOM_CACHE_REF`` (index ``i`` is ``atom_cache[i]``). With ``zero_copy`` a
+    binary decodes to a read-only ``memoryview`` of the input (of the inflated
+    bytes for a ``COMPRESSED`` term; of a copy when ``data`` is not ``bytes``)
+    instead of a ``bytes`` copy: the input stays alive as long as any view does.
 
     >>> decode_from(b"xx\\x83a\\x07yy", 2)
     (7, 5)
@@ -583,6 +583,8 @@ def decode_from(
         raise ValueError(f"offset {offset} is outside the data ({len(buf) + base} bytes)")
     pos = offset - base
     ctx = _Ctx(atom_cache, max_depth, max_uncompressed_size)
+    if zero_copy:
+        ctx.view = memoryview(buf)
     where = "data"
     try:
         if versioned:
@@ -594,6 +596,8 @@ def decode_from(
             if pos < len(buf) and buf[pos] == 80:
                 inner, end = _rare._inflate(buf, pos, ctx)
                 where = "compressed data"
+                if zero_copy:
+                    ctx.view = memoryview(inner)
                 try:
                     term, inner_end = _dec(inner, 0, 0, ctx)
                 except DecodeError as e:
@@ -656,11 +660,12 @@ def decode(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    zero_copy: bool = False,
 ) -> Term:
     """Decode a whole external term (``binary_to_term/1``).
 
     ``data`` starts with the version byte 131 (then possibly ``COMPRESSED``);
-    bytes after the term are an error.
+    bytes after the term are an error. ``zero_copy`` is :func:`decode_from`'s.
 
     >>> decode(b"\\x83h\\x02w\\x02oka\\x01")
     (Atom('ok'), 1)
@@ -668,6 +673,7 @@ def decode(
     if (
         type(data) is bytes
         and max_depth == DEFAULT_MAX_DEPTH
+        and not zero_copy
         and len(data) > 1
         and data[0] == VERSION
         and data[1] != 80
@@ -681,7 +687,8 @@ def decode(
             raise DecodeError("term nested too deeply for this Python stack", 0) from None
     else:
         term, end = decode_from(
-            data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size
+            data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size,
+            zero_copy=zero_copy,
         )
     n = len(data) if not isinstance(data, memoryview) else data.nbytes
     if end != n:

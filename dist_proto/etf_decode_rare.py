@@ -74,6 +74,8 @@ def _d_bit_binary(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, in
     if n == 0:
         raise DecodeError("BIT_BINARY_EXT with no bytes", pos)
     if bits == 8:  # every bit of the last byte used: a plain binary
+        if ctx.view is not None:
+            return ctx.view[pos + 6 : pos + 6 + n], pos + 6 + n
         return data[pos + 6 : pos + 6 + n], pos + 6 + n
     return BitString(data[pos + 6 : pos + 6 + n], bits), pos + 6 + n
 

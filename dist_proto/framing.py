@@ -27,7 +27,7 @@ large payloads when ``FRAGMENTS`` is negotiated.
 
 The receive path is the hot path: incoming bytes are kept in an immutable
 ``bytes`` object walked with an offset, and both terms are decoded in place with
-:func:`dist_proto.etf_decode.decode_dist`. Bytes that arrive while a frame is
+:func:`dist_proto.etf.decode_dist`. Bytes that arrive while a frame is
 incomplete wait in a ``bytearray`` and are merged only once the frame can be
 completed, so every byte is copied a bounded number of times. A distribution
 header that only refers to cached atoms (BEAM's steady state) is parsed once:
@@ -66,8 +66,8 @@ from .control import (
     from_term,
 )
 from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtocolError
-from .etf_decode import _Ctx, decode_dist, dist_context
-from .etf_encode import encode_body
+from .etf import DistContext as _Ctx
+from .etf import decode_dist, dist_context, encode_body
 from .flags import DFlag
 from .terms import Atom, Pid, Reference, Term
 

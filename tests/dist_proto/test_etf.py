@@ -20,11 +20,11 @@ from dist_proto import (
     Port,
     Reference,
     TermMap,
-    decode,
-    decode_from,
-    encode,
-    encode_body,
 )
+from dist_proto.etf import Codec
+from tests.codecs import by_codec
+
+pytestmark = by_codec
 
 N = Atom("n@h")
 NODE = b"w\x03n@h"
@@ -96,125 +96,125 @@ VECTORS += [
 
 
 @pytest.mark.parametrize("body,value,canonical", VECTORS, ids=lambda v: repr(v)[:30])
-def test_vector(body: bytes, value: Any, canonical: bool) -> None:
-    got = decode(b"\x83" + body)
+def test_vector(body: bytes, value: Any, canonical: bool, codec: Codec) -> None:
+    got = codec.decode(b"\x83" + body)
     assert got == value and type(got) is type(value)
     if isinstance(value, float):
         assert math.copysign(1, got) == math.copysign(1, value)
     if canonical:
-        assert encode(value) == b"\x83" + body
-        assert encode_body(value) == body
+        assert codec.encode(value) == b"\x83" + body
+        assert codec.encode_body(value) == body
     else:
-        assert decode(encode(value)) == value
+        assert codec.decode(codec.encode(value)) == value
 
 
-def test_new_fun_is_opaque_and_byte_exact() -> None:
+def test_new_fun_is_opaque_and_byte_exact(codec: Codec) -> None:
     pid = b"X" + NODE + u32(1) + u32(0) + u32(1)
     fields = b"\x01" + b"U" * 16 + u32(3) + u32(1) + b"w\x01m" + b"a\x00" + b"b\x01\x02\x03\x04"
     fields += pid + b"a\x2a"
     raw = b"p" + u32(len(fields) + 4) + fields
-    fun = decode(b"\x83" + raw)
+    fun = codec.decode(b"\x83" + raw)
     assert type(fun) is Fun
     assert (fun.module, fun.arity, fun.index, fun.free_vars) == (Atom("m"), 1, 3, (42,))
-    assert encode(fun) == b"\x83" + raw
+    assert codec.encode(fun) == b"\x83" + raw
     # decoded with an atom cache: rebuilt from the fields, without cache refs
     cached = raw.replace(b"w\x01m", b"R\x00")
     cached = cached[:1] + u32(len(cached) - 1) + cached[5:]
-    fun2, end = decode_from(cached, 0, versioned=False, atom_cache=[Atom("m")])
+    fun2, end = codec.decode_from(cached, 0, versioned=False, atom_cache=[Atom("m")])
     assert end == len(cached) and fun2.data == raw
 
 
-def test_str_encodes_as_binary_and_buffers_too() -> None:
-    assert encode("h\u00e9") == b"\x83m" + u32(3) + "h\u00e9".encode()
-    assert encode(bytearray(b"ab")) == encode(b"ab") == encode(memoryview(b"ab"))
-    assert encode(BitString(b"\xff", 8)) == encode(b"\xff")
+def test_str_encodes_as_binary_and_buffers_too(codec: Codec) -> None:
+    assert codec.encode("h\u00e9") == b"\x83m" + u32(3) + "h\u00e9".encode()
+    assert codec.encode(bytearray(b"ab")) == codec.encode(b"ab") == codec.encode(memoryview(b"ab"))
+    assert codec.encode(BitString(b"\xff", 8)) == codec.encode(b"\xff")
 
 
-def test_string_ext_rules() -> None:
-    assert encode([1, 2])[1:2] == b"k"
-    assert encode([True, 1])[1:2] == b"l"  # booleans are atoms
-    assert encode([1, 256])[1:2] == b"l"
-    assert encode([0] * 65535)[1:2] == b"k"
-    assert encode([0] * 65536)[1:2] == b"l"
-    assert decode(encode([0] * 70000)) == [0] * 70000
+def test_string_ext_rules(codec: Codec) -> None:
+    assert codec.encode([1, 2])[1:2] == b"k"
+    assert codec.encode([True, 1])[1:2] == b"l"  # booleans are atoms
+    assert codec.encode([1, 256])[1:2] == b"l"
+    assert codec.encode([0] * 65535)[1:2] == b"k"
+    assert codec.encode([0] * 65536)[1:2] == b"l"
+    assert codec.decode(codec.encode([0] * 70000)) == [0] * 70000
 
 
-def test_maps_that_python_would_merge() -> None:
+def test_maps_that_python_would_merge(codec: Codec) -> None:
     for pairs in ([(1, Atom("a")), (1.0, Atom("b"))], [(0.0, 1), (-0.0, 2)],
                   [(True, 1), (1, 2)], [([1], 1), ({2: 3}, 4)]):
         m = TermMap(pairs)
-        back = decode(encode(m))
+        back = codec.decode(codec.encode(m))
         assert type(back) is TermMap and back == m and len(back) == 2
-    assert decode(encode({1: 2})) == {1: 2}
+    assert codec.decode(codec.encode({1: 2})) == {1: 2}
 
 
-def test_decode_from_offsets_and_atom_cache() -> None:
+def test_decode_from_offsets_and_atom_cache(codec: Codec) -> None:
     data = b"junk\x83a\x05" + b"w\x01x"
-    assert decode_from(data, 4) == (5, 7)
-    assert decode_from(data, 7, versioned=False) == (Atom("x"), 10)
-    assert decode_from(bytearray(data), 4) == (5, 7)
-    assert decode_from(memoryview(data), 7, versioned=False) == (Atom("x"), 10)
+    assert codec.decode_from(data, 4) == (5, 7)
+    assert codec.decode_from(data, 7, versioned=False) == (Atom("x"), 10)
+    assert codec.decode_from(bytearray(data), 4) == (5, 7)
+    assert codec.decode_from(memoryview(data), 7, versioned=False) == (Atom("x"), 10)
     cache = [Atom("a"), Atom("true")]
-    assert decode_from(b"h\x02R\x00R\x01", 0, versioned=False, atom_cache=cache) == (
+    assert codec.decode_from(b"h\x02R\x00R\x01", 0, versioned=False, atom_cache=cache) == (
         (Atom("a"), True), 6)
     pid = b"XR\x00" + u32(1) + u32(0) + u32(1)
-    assert decode_from(pid, versioned=False, atom_cache=[N])[0] == Pid(N, 1, 0, 1)
+    assert codec.decode_from(pid, versioned=False, atom_cache=[N])[0] == Pid(N, 1, 0, 1)
 
 
-def test_compressed() -> None:
+def test_compressed(codec: Codec) -> None:
     term = [Atom("x")] * 1000
     for level in (True, 1, 9):
-        data = encode(term, compressed=level)
-        assert data[1] == 80 and decode(data) == term
-    assert encode([1], compressed=True) == encode([1])  # does not shrink: left as is
-    assert encode(term, compressed=0) == encode(term)
+        data = codec.encode(term, compressed=level)
+        assert data[1] == 80 and codec.decode(data) == term
+    assert codec.encode([1], compressed=True) == codec.encode([1])  # does not shrink: left as is
+    assert codec.encode(term, compressed=0) == codec.encode(term)
     with pytest.raises(ValueError):
-        encode(term, compressed=10)
+        codec.encode(term, compressed=10)
 
 
-def test_deep_terms_both_ways() -> None:
+def test_deep_terms_both_ways(codec: Codec) -> None:
     depth = 100_000
     deep: Any = []
     for _ in range(depth):
         deep = [deep]
-    data = encode(deep)
+    data = codec.encode(deep)
     assert data == b"\x83" + (b"l" + u32(1)) * depth + b"j" * (depth + 1)
-    back = decode(data)
+    back = codec.decode(data)
     n = 0
     while back:
         back = back[0]
         n += 1
     assert n == depth
     tup = b"\x83" + b"h\x01" * depth + b"t" + u32(1) + b"a\x01" + b"l" + u32(1) + b"a\x02w\x01t"
-    value = decode(tup)
-    assert encode(value) == tup
+    value = codec.decode(tup)
+    assert codec.encode(value) == tup
 
 
-def test_big_containers() -> None:
+def test_big_containers(codec: Codec) -> None:
     t = tuple(range(70_000))
-    assert decode(encode(t)) == t
+    assert codec.decode(codec.encode(t)) == t
     ints = list(range(-50_000, 50_000)) + [2**40, -(2**70)]
-    assert decode(encode(ints)) == ints
+    assert codec.decode(codec.encode(ints)) == ints
 
 
-def test_atoms() -> None:
+def test_atoms(codec: Codec) -> None:
     with pytest.raises(ValueError):
-        encode(Atom("x" * 256))
-    assert decode(encode(Atom("x" * 255))) == Atom("x" * 255)
-    assert decode(encode(Atom(""))) == Atom("")
+        codec.encode(Atom("x" * 256))
+    assert codec.decode(codec.encode(Atom("x" * 255))) == Atom("x" * 255)
+    assert codec.decode(codec.encode(Atom(""))) == Atom("")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
-def test_non_finite_floats(value: float) -> None:
+def test_non_finite_floats(value: float, codec: Codec) -> None:
     with pytest.raises(ValueError):
-        encode(value)
+        codec.encode(value)
 
 
-def test_unsupported_types_name_the_path() -> None:
+def test_unsupported_types_name_the_path(codec: Codec) -> None:
     with pytest.raises(TypeError, match=r"set.*\[1\]\[Atom\('k'\)\]"):
-        encode([1, {Atom("k"): {1}}])
+        codec.encode([1, {Atom("k"): {1}}])
     with pytest.raises(TypeError, match="object"):
-        encode(object())
+        codec.encode(object())
 
 
 # ------------------------------------------------------------------ errors
@@ -268,33 +268,33 @@ BAD: list[tuple[bytes, str]] = [
 
 
 @pytest.mark.parametrize("data,message", BAD, ids=lambda v: repr(v)[:40])
-def test_bad_input(data: bytes, message: str) -> None:
+def test_bad_input(data: bytes, message: str, codec: Codec) -> None:
     with pytest.raises(DecodeError, match=message) as info:
-        decode(data)
+        codec.decode(data)
     assert isinstance(info.value, ValueError)
     assert info.value.offset is not None and "offset" in str(info.value)
 
 
-def test_atom_cache_errors() -> None:
+def test_atom_cache_errors(codec: Codec) -> None:
     with pytest.raises(DecodeError, match="has 1 refs"):
-        decode_from(b"R\x01", versioned=False, atom_cache=[Atom("a")])
+        codec.decode_from(b"R\x01", versioned=False, atom_cache=[Atom("a")])
 
 
-def test_depth_cap() -> None:
+def test_depth_cap(codec: Codec) -> None:
     data = b"\x83" + b"h\x01" * 50 + b"j"
-    assert decode(data, max_depth=50) is not None
+    assert codec.decode(data, max_depth=50) is not None
     with pytest.raises(DecodeError, match="deeper than 10"):
-        decode(data, max_depth=10)
+        codec.decode(data, max_depth=10)
 
 
-def test_lying_length_fails_at_once() -> None:
+def test_lying_length_fails_at_once(codec: Codec) -> None:
     with pytest.raises(DecodeError):
-        decode(b"\x83m\xff\xff\xff\xff")
+        codec.decode(b"\x83m\xff\xff\xff\xff")
     with pytest.raises(DecodeError, match="limit"):
-        decode(b"\x83P\x01\x00\x00\x00" + zlib.compress(b"\0" * 100), max_uncompressed_size=2**20)
+        codec.decode(b"\x83P\x01\x00\x00\x00" + zlib.compress(b"\0" * 100), max_uncompressed_size=2**20)
 
 
-def test_bomb_is_not_inflated_beyond_declared_size() -> None:
+def test_bomb_is_not_inflated_beyond_declared_size(codec: Codec) -> None:
     bomb = zlib.compress(b"m" + u32(50_000_000) + b"\0" * 50_000_000, 9)
     with pytest.raises(DecodeError, match="more than 100"):
-        decode(b"\x83P" + u32(100) + bomb)
+        codec.decode(b"\x83P" + u32(100) + bomb)

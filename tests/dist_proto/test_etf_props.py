@@ -17,12 +17,12 @@ from dist_proto import (
     Port,
     Reference,
     TermMap,
-    decode,
-    decode_from,
-    encode,
-    encode_body,
     exact_key,
 )
+from dist_proto.etf import Codec
+from tests.codecs import by_codec
+
+pytestmark = by_codec
 
 atoms = st.text(max_size=20).map(Atom)
 nodes = st.sampled_from([Atom("a@h"), Atom("nonode@nohost"), Atom("py@127.0.0.1")])
@@ -59,34 +59,34 @@ terms = st.recursive(scalars, _containers, max_leaves=30)
 
 @given(terms)
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-def test_roundtrip(value: Any) -> None:
-    data = encode(value)
-    back = decode(data)
+def test_roundtrip(codec: Codec, value: Any) -> None:
+    data = codec.encode(value)
+    back = codec.decode(data)
     assert exact_key(back) == exact_key(value)
     if not isinstance(value, (dict, TermMap)):
-        assert encode(back) == data  # re-encoding is stable
-    assert exact_key(decode(encode(value, compressed=True))) == exact_key(value)
-    body = encode_body(value)
-    assert decode_from(body, versioned=False)[1] == len(body)
+        assert codec.encode(back) == data  # re-encoding is stable
+    assert exact_key(codec.decode(codec.encode(value, compressed=True))) == exact_key(value)
+    body = codec.encode_body(value)
+    assert codec.decode_from(body, versioned=False)[1] == len(body)
 
 
 @given(st.binary(max_size=200))
 @settings(max_examples=2000)
-def test_random_bytes_only_decode_error(data: bytes) -> None:
+def test_random_bytes_only_decode_error(codec: Codec, data: bytes) -> None:
     for blob in (data, b"\x83" + data):
         try:
-            decode(blob)
+            codec.decode(blob)
         except DecodeError:
             pass
 
 
 @given(terms, st.data())
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-def test_truncation(value: Any, data: st.DataObject) -> None:
-    blob = encode(value)
+def test_truncation(codec: Codec, value: Any, data: st.DataObject) -> None:
+    blob = codec.encode(value)
     cut = data.draw(st.integers(0, len(blob) - 1))
     try:
-        decode(blob[:cut])
+        codec.decode(blob[:cut])
     except DecodeError:
         return
     raise AssertionError("a truncated term decoded")

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from dist_proto import Atom, ExportFun, Fun, Pid, Port, Reference, TermMap, decode, encode
+from dist_proto import Atom, ExportFun, Fun, Pid, Port, Reference, TermMap
+from dist_proto.etf import Codec
+from tests.codecs import by_codec
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, by_codec]
 
 # Each entry is an Erlang expression; all are evaluated in one go on the node.
 # Big and deep terms are built from BIFs (erl_eval funs are slow; OTP 28 here
@@ -93,7 +95,9 @@ def corpus(beam: Any) -> int:
 _counter = itertools.count()
 
 
-def _roundtrip(beam: Any, tmp_path: Path, options: str, *, compressed: bool) -> None:
+def _roundtrip(
+    codec: Codec, beam: Any, tmp_path: Path, options: str, *, compressed: bool
+) -> None:
     n = next(_counter)  # the node keeps bindings between calls: fresh names each time
     out_file = tmp_path / "beam.bin"
     back_file = tmp_path / "python.bin"
@@ -101,10 +105,10 @@ def _roundtrip(beam: Any, tmp_path: Path, options: str, *, compressed: bool) -> 
         f'ok = file:write_file("{out_file}", term_to_binary('
         f"[term_to_binary(T, {options}) || T <- GoldenCorpus]))"
     )
-    records = decode(out_file.read_bytes())
-    again = [encode(decode(r), compressed=compressed) for r in records]
-    back_file.write_bytes(encode(again))
-    bad = decode(beam.eval(
+    records = codec.decode(out_file.read_bytes())
+    again = [codec.encode(codec.decode(r), compressed=compressed) for r in records]
+    back_file.write_bytes(codec.encode(again))
+    bad = codec.decode(beam.eval(
         f'{{ok, Back{n}}} = file:read_file("{back_file}"), '
         f"Ours{n} = binary_to_term(Back{n}), "
         "[I || {I, T, B} <- lists:zip3(lists:seq(1, length(GoldenCorpus)), GoldenCorpus, "
@@ -116,17 +120,19 @@ def _roundtrip(beam: Any, tmp_path: Path, options: str, *, compressed: bool) -> 
 
 
 @pytest.mark.parametrize("options", OPTIONS)
-def test_golden_roundtrip(beam: Any, corpus: int, tmp_path: Path, options: str) -> None:
-    _roundtrip(beam, tmp_path, options, compressed=False)
+def test_golden_roundtrip(codec: Codec, beam: Any, corpus: int, tmp_path: Path, options: str) -> None:
+    _roundtrip(codec, beam, tmp_path, options, compressed=False)
 
 
-def test_golden_roundtrip_compressed_out(beam: Any, corpus: int, tmp_path: Path) -> None:
-    _roundtrip(beam, tmp_path, "[]", compressed=True)
+def test_golden_roundtrip_compressed_out(codec: Codec, beam: Any, corpus: int, tmp_path: Path) -> None:
+    _roundtrip(codec, beam, tmp_path, "[]", compressed=True)
 
 
-def test_decoded_values(beam: Any, corpus: int) -> None:
+def test_decoded_values(codec: Codec, beam: Any, corpus: int) -> None:
     """Spot checks of the Python mapping on real BEAM output."""
-    get = beam.eval_term
+    def get(expr: str) -> Any:
+        return codec.decode(beam.eval(expr))
+
     assert get("undefined") is None
     assert get("nil") == Atom("nil")
     assert get("[true | false]").tail is False
@@ -141,7 +147,7 @@ def test_decoded_values(beam: Any, corpus: int) -> None:
     assert get("#{a => 1}") == {Atom("a"): 1}
 
 
-def test_python_values_through_beam(beam: Any, tmp_path: Path) -> None:
+def test_python_values_through_beam(codec: Codec, beam: Any, tmp_path: Path) -> None:
     """Python builds, BEAM decodes and re-encodes, Python decodes an equal value."""
     values = [
         Atom("ok"), True, None, 0, -1, 2**100, -(2**3000), 1.25, -0.0, b"bin", [1, 2, 3],
@@ -150,12 +156,12 @@ def test_python_values_through_beam(beam: Any, tmp_path: Path) -> None:
         {(1, 2): [3], b"k": {Atom("n"): None}},
     ]
     path = tmp_path / "values.bin"
-    path.write_bytes(encode(values))
-    back = decode(beam.eval(f'{{ok, PyValues}} = file:read_file("{path}"), binary_to_term(PyValues)'))
+    path.write_bytes(codec.encode(values))
+    back = codec.decode(beam.eval(f'{{ok, PyValues}} = file:read_file("{path}"), binary_to_term(PyValues)'))
     assert back == values
 
 
-def test_byte_exact_where_beam_is_canonical(beam: Any, corpus: int, tmp_path: Path) -> None:
+def test_byte_exact_where_beam_is_canonical(codec: Codec, beam: Any, corpus: int, tmp_path: Path) -> None:
     """Without maps or ports, our bytes equal term_to_binary's on OTP 26+ (UTF-8 atoms)."""
     if beam.runtime.major < 26:
         pytest.skip("OTP 25 term_to_binary emits Latin-1 atom tags by default")
@@ -163,10 +169,10 @@ def test_byte_exact_where_beam_is_canonical(beam: Any, corpus: int, tmp_path: Pa
     beam.eval(
         f'ok = file:write_file("{out_file}", term_to_binary([term_to_binary(T) || T <- GoldenCorpus]))'
     )
-    records = decode(out_file.read_bytes())
+    records = codec.decode(out_file.read_bytes())
     differ = [
         CORPUS[i] for i, r in enumerate(records[: len(CORPUS)])
         if "#{" not in CORPUS[i] and "ports" not in CORPUS[i] and "maps:" not in CORPUS[i]
-        and "116, 0" not in CORPUS[i] and encode(decode(r)) != r
+        and "116, 0" not in CORPUS[i] and codec.encode(codec.decode(r)) != r
     ]
     assert not differ

@@ -1,0 +1,406 @@
+/* dist_proto._etf_core: the optional compiled core of the ETF codec.
+ *
+ * Entry points mirror dist_proto.etf_decode / dist_proto.etf_encode:
+ *   decode(data, *, ...)          binary_to_term/1 (the common case here, the rest in Python)
+ *   decode_at(data, pos, ctx, max_depth, zero_copy) -> (term, end)
+ *   decode_dist(data, offset, ctx) -> (term, end)    a term inside a distribution message
+ *   dist_context(atom_cache) -> DecodeContext        one per distribution header
+ *   encode(term, compressed=False), encode_body(term) term_to_binary/1,2
+ *   configure(**classes_and_helpers)                  called once by dist_proto.etf_core
+ * The selection between this core and the pure codec is in dist_proto/etf.py.
+ */
+#include "_etf_core.h"
+#include "structmember.h"
+
+static CoreState *state_of(PyObject *module)
+{
+    CoreState *st = PyModule_GetState(module);
+    if (!st->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "dist_proto._etf_core is not configured");
+        return NULL;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------ DecodeContext */
+
+static void context_dealloc(DecodeContext *self)
+{
+    for (int i = 0; i < 256; i++)
+        Py_XDECREF(self->resolved[i]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject DecodeContext_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dist_proto._etf_core.DecodeContext",
+    .tp_basicsize = sizeof(DecodeContext),
+    .tp_dealloc = (destructor)context_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The atom cache of one distribution header, resolved once (see dist_context).",
+};
+
+static PyObject *special_value(PyObject *atom, CoreState *st)
+{
+    PyObject *name = SLOT(atom, st->atom_name);
+    if (name != NULL && PyUnicode_Check(name)) {
+        if (PyUnicode_CompareWithASCIIString(name, "true") == 0)
+            Py_RETURN_TRUE;
+        if (PyUnicode_CompareWithASCIIString(name, "false") == 0)
+            Py_RETURN_FALSE;
+        if (PyUnicode_CompareWithASCIIString(name, "undefined") == 0)
+            Py_RETURN_NONE;
+    }
+    Py_INCREF(atom);
+    return atom;
+}
+
+static DecodeContext *make_context(CoreState *st, PyObject *atom_cache)
+{
+    DecodeContext *ctx = PyObject_New(DecodeContext, &DecodeContext_Type);
+    if (ctx == NULL)
+        return NULL;
+    memset(ctx->resolved, 0, sizeof(ctx->resolved));
+    ctx->size = -1;
+    if (atom_cache == Py_None)
+        return ctx;
+    PyObject *seq = PySequence_Fast(atom_cache, "atom_cache must be a sequence of Atom");
+    if (seq == NULL) {
+        Py_DECREF(ctx);
+        return NULL;
+    }
+    ctx->size = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < ctx->size && i < 256; i++) {
+        PyObject *a = PySequence_Fast_GET_ITEM(seq, i);
+        if (Py_TYPE(a) == (PyTypeObject *)st->atom_type)
+            ctx->resolved[i] = special_value(a, st);
+    }
+    Py_DECREF(seq);
+    return ctx;
+}
+
+static PyObject *mod_dist_context(PyObject *module, PyObject *atom_cache)
+{
+    CoreState *st = state_of(module);
+    return st ? (PyObject *)make_context(st, atom_cache) : NULL;
+}
+
+/* ------------------------------------------------------------------ decoding */
+
+static PyObject *raise_decode_error(CoreState *st, const char *msg, Py_ssize_t offset)
+{
+    PyObject *exc = PyObject_CallFunction(st->decode_error, "sn", msg, offset);
+    if (exc != NULL) {
+        PyErr_SetObject(st->decode_error, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *mod_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    CoreState *st = state_of(module);
+    if (st == NULL)
+        return NULL;
+    PyObject *data = nargs == 1 ? args[0] : NULL;
+    if (kwnames != NULL || data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 2
+        || (unsigned char)PyBytes_AS_STRING(data)[0] != 131
+        || (unsigned char)PyBytes_AS_STRING(data)[1] == 80)
+        return PyObject_Vectorcall(st->decode_slow, args, nargs, kwnames);
+    Py_ssize_t end;
+    PyObject *term = core_decode_at(st, data, 1, NULL, st->default_max_depth, 0, &end);
+    if (term == NULL)
+        return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (end != n) {
+        Py_DECREF(term);
+        PyObject *msg = PyUnicode_FromFormat("%zd bytes after the term", n - end);
+        if (msg == NULL)
+            return NULL;
+        PyObject *exc = PyObject_CallFunction(st->decode_error, "On", msg, end);
+        Py_DECREF(msg);
+        if (exc != NULL) {
+            PyErr_SetObject(st->decode_error, exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
+    return term;
+}
+
+static PyObject *mod_decode_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    CoreState *st = state_of(module);
+    if (st == NULL)
+        return NULL;
+    if (nargs != 5 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode_at(data: bytes, pos, ctx, max_depth, zero_copy)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_depth = PyLong_AsSsize_t(args[3]);
+    int zero_copy = PyObject_IsTrue(args[4]);
+    if ((pos == -1 || max_depth == -1 || zero_copy < 0) && PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || pos >= PyBytes_GET_SIZE(args[0])) {
+        PyErr_SetString(PyExc_ValueError, "decode_at: pos outside the data");
+        return NULL;
+    }
+    DecodeContext *ctx = NULL;
+    if (args[2] != Py_None) {
+        if (Py_TYPE(args[2]) != &DecodeContext_Type) {
+            PyErr_SetString(PyExc_TypeError, "ctx must come from dist_context()");
+            return NULL;
+        }
+        ctx = (DecodeContext *)args[2];
+    }
+    Py_ssize_t end;
+    PyObject *term = core_decode_at(st, args[0], pos, ctx, max_depth, zero_copy, &end);
+    if (term == NULL)
+        return NULL;
+    return Py_BuildValue("Nn", term, end);
+}
+
+static PyObject *mod_decode_dist(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    CoreState *st = state_of(module);
+    if (st == NULL)
+        return NULL;
+    if (nargs != 3 || !PyBytes_Check(args[0]) || Py_TYPE(args[2]) != &DecodeContext_Type) {
+        PyErr_SetString(PyExc_TypeError, "decode_dist(data: bytes, offset: int, ctx: DecodeContext)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    if (offset < 0 || offset > n)
+        return PyErr_Format(PyExc_ValueError, "offset %zd is outside the data (%zd bytes)", offset, n);
+    if (offset == n)
+        return raise_decode_error(st, "no data (expected a term)", offset);
+    Py_ssize_t end;
+    PyObject *term = core_decode_at(st, args[0], offset, (DecodeContext *)args[2],
+                                    st->default_max_depth, 0, &end);
+    if (term == NULL)
+        return NULL;
+    return Py_BuildValue("Nn", term, end);
+}
+
+/* ------------------------------------------------------------------ encoding */
+
+static PyObject *encode_common(CoreState *st, PyObject *term, int versioned)
+{
+    PyObject *r = core_encode(st, term, versioned);
+    if (r == NULL && PyErr_ExceptionMatches(st->unsupported)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyObject *res = PyObject_CallFunctionObjArgs(st->encode_failed, term, value, NULL);
+        Py_XDECREF(res); /* encode_failed raises the TypeError that names the path */
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        if (res != NULL)
+            PyErr_SetString(PyExc_SystemError, "encode_failed returned");
+    }
+    return r;
+}
+
+static PyObject *mod_encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    CoreState *st = state_of(module);
+    if (st == NULL)
+        return NULL;
+    PyObject *compressed = nargs > 1 ? args[1] : NULL;
+    if (kwnames != NULL || nargs < 1 || nargs > 2
+        || (compressed != NULL && compressed != Py_False && compressed != Py_None))
+        return PyObject_Vectorcall(st->encode_compressed, args, nargs, kwnames);
+    return encode_common(st, args[0], 1);
+}
+
+static PyObject *mod_encode_body(PyObject *module, PyObject *term)
+{
+    CoreState *st = state_of(module);
+    return st ? encode_common(st, term, 0) : NULL;
+}
+
+/* ------------------------------------------------------------------ configuration */
+
+static int get_obj(PyObject *kw, const char *name, PyObject **dest)
+{
+    PyObject *v = PyDict_GetItemString(kw, name);
+    if (v == NULL) {
+        PyErr_Format(PyExc_TypeError, "configure() needs %s", name);
+        return -1;
+    }
+    Py_INCREF(v);
+    Py_XSETREF(*dest, v);
+    return 0;
+}
+
+/* The byte offset of the __slots__ member `name` of `type`. */
+static int slot_offset(PyObject *type, const char *name, Py_ssize_t *dest)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    if (descr == NULL)
+        return -1;
+    int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+             && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+    if (ok)
+        *dest = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not a __slots__ member", type, name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
+{
+    CoreState *st = PyModule_GetState(module);
+    if (kw == NULL || PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only");
+        return NULL;
+    }
+    if (get_obj(kw, "Atom", &st->atom_type) < 0 || get_obj(kw, "Pid", &st->pid_type) < 0
+        || get_obj(kw, "Port", &st->port_type) < 0 || get_obj(kw, "Reference", &st->ref_type) < 0
+        || get_obj(kw, "ExportFun", &st->export_type) < 0 || get_obj(kw, "Fun", &st->fun_type) < 0
+        || get_obj(kw, "BitString", &st->bits_type) < 0
+        || get_obj(kw, "ImproperList", &st->improper_type) < 0
+        || get_obj(kw, "TermMap", &st->termmap_type) < 0
+        || get_obj(kw, "DecodeError", &st->decode_error) < 0
+        || get_obj(kw, "Unsupported", &st->unsupported) < 0
+        || get_obj(kw, "coerce", &st->coerce) < 0 || get_obj(kw, "as_string", &st->as_string) < 0
+        || get_obj(kw, "atom_ext", &st->atom_ext) < 0 || get_obj(kw, "big_ext", &st->big_ext) < 0
+        || get_obj(kw, "float_ext", &st->float_ext) < 0
+        || get_obj(kw, "encode_failed", &st->encode_failed) < 0
+        || get_obj(kw, "decode_slow", &st->decode_slow) < 0
+        || get_obj(kw, "encode_compressed", &st->encode_compressed) < 0
+        || get_obj(kw, "rebuild_fun", &st->rebuild_fun) < 0)
+        return NULL;
+    PyObject *v = PyDict_GetItemString(kw, "atom_salt");
+    PyObject *w = PyDict_GetItemString(kw, "default_max_depth");
+    if (v == NULL || w == NULL) {
+        PyErr_SetString(PyExc_TypeError, "configure() needs atom_salt and default_max_depth");
+        return NULL;
+    }
+    st->atom_salt = PyLong_AsSsize_t(v);
+    st->default_max_depth = PyLong_AsSsize_t(w);
+    if (PyErr_Occurred())
+        return NULL;
+    if (slot_offset(st->atom_type, "name", &st->atom_name) < 0
+        || slot_offset(st->atom_type, "_hash", &st->atom_hash) < 0
+        || slot_offset(st->atom_type, "_ext", &st->atom_ext_off) < 0
+        || slot_offset(st->pid_type, "node", &st->pid_node) < 0
+        || slot_offset(st->pid_type, "id", &st->pid_id) < 0
+        || slot_offset(st->pid_type, "serial", &st->pid_serial) < 0
+        || slot_offset(st->pid_type, "creation", &st->pid_creation) < 0
+        || slot_offset(st->port_type, "node", &st->port_node) < 0
+        || slot_offset(st->port_type, "id", &st->port_id) < 0
+        || slot_offset(st->port_type, "creation", &st->port_creation) < 0
+        || slot_offset(st->ref_type, "node", &st->ref_node) < 0
+        || slot_offset(st->ref_type, "creation", &st->ref_creation) < 0
+        || slot_offset(st->ref_type, "ids", &st->ref_ids) < 0
+        || slot_offset(st->export_type, "module", &st->export_module) < 0
+        || slot_offset(st->export_type, "function", &st->export_function) < 0
+        || slot_offset(st->export_type, "arity", &st->export_arity) < 0
+        || slot_offset(st->fun_type, "data", &st->fun_data) < 0
+        || slot_offset(st->bits_type, "data", &st->bits_data) < 0
+        || slot_offset(st->bits_type, "bits", &st->bits_bits) < 0
+        || slot_offset(st->improper_type, "items", &st->improper_items) < 0
+        || slot_offset(st->improper_type, "tail", &st->improper_tail) < 0)
+        return NULL;
+    st->configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ module */
+
+#define STATE_OBJECTS(X) \
+    X(atom_type) X(pid_type) X(port_type) X(ref_type) X(export_type) X(fun_type) X(bits_type) \
+    X(improper_type) X(termmap_type) X(decode_error) X(unsupported) X(coerce) X(as_string) \
+    X(atom_ext) X(big_ext) X(float_ext) X(encode_failed) X(decode_slow) X(encode_compressed) \
+    X(rebuild_fun)
+
+static int mod_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    CoreState *st = PyModule_GetState(module);
+    if (st == NULL)
+        return 0;
+#define VISIT(name) Py_VISIT(st->name);
+    STATE_OBJECTS(VISIT)
+#undef VISIT
+    for (int i = 0; i < ATOM_CACHE_SLOTS; i++)
+        Py_VISIT(st->atoms[i].value);
+    return 0;
+}
+
+static int mod_clear(PyObject *module)
+{
+    CoreState *st = PyModule_GetState(module);
+    if (st == NULL)
+        return 0;
+#define CLEAR(name) Py_CLEAR(st->name);
+    STATE_OBJECTS(CLEAR)
+#undef CLEAR
+    for (int i = 0; i < ATOM_CACHE_SLOTS; i++) {
+        Py_CLEAR(st->atoms[i].raw);
+        Py_CLEAR(st->atoms[i].value);
+    }
+    st->configured = 0;
+    return 0;
+}
+
+static void mod_free(void *module) { mod_clear((PyObject *)module); }
+
+static int mod_exec(PyObject *module)
+{
+    if (PyType_Ready(&DecodeContext_Type) < 0)
+        return -1;
+    Py_INCREF(&DecodeContext_Type);
+    if (PyModule_AddObject(module, "DecodeContext", (PyObject *)&DecodeContext_Type) < 0) {
+        Py_DECREF(&DecodeContext_Type);
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef core_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(**kw): the term classes and Python helpers (called by dist_proto.etf_core)."},
+    {"decode", (PyCFunction)(void (*)(void))mod_decode, METH_FASTCALL | METH_KEYWORDS,
+     "decode(data, *, max_depth, max_uncompressed_size, zero_copy): binary_to_term/1."},
+    {"decode_at", (PyCFunction)(void (*)(void))mod_decode_at, METH_FASTCALL,
+     "decode_at(data, pos, ctx, max_depth, zero_copy) -> (term, end)."},
+    {"decode_dist", (PyCFunction)(void (*)(void))mod_decode_dist, METH_FASTCALL,
+     "decode_dist(data, offset, ctx) -> (term, end): a term inside a distribution message."},
+    {"dist_context", mod_dist_context, METH_O,
+     "dist_context(atom_cache) -> DecodeContext for decode_dist."},
+    {"encode", (PyCFunction)(void (*)(void))mod_encode, METH_FASTCALL | METH_KEYWORDS,
+     "encode(term, compressed=False): term_to_binary/1,2."},
+    {"encode_body", mod_encode_body, METH_O,
+     "encode_body(term): the encoded term without the version byte."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, mod_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "dist_proto._etf_core",
+    .m_doc = "The compiled core of the ETF codec (optional; see dist_proto.etf).",
+    .m_size = sizeof(CoreState),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = mod_traverse,
+    .m_clear = mod_clear,
+    .m_free = mod_free,
+};
+
+PyMODINIT_FUNC PyInit__etf_core(void) { return PyModuleDef_Init(&core_module); }
