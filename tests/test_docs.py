@@ -24,7 +24,7 @@ def tracked_text_files() -> list[Path]:
                          capture_output=True, text=True, check=True).stdout.split()
     suffixes = {".py", ".md", ".erl", ".ex", ".exs", ".src", ".config", ".toml", ".yaml", ".yml", ""}
     return [REPO_ROOT / p for p in out
-            if (REPO_ROOT / p).is_file() and Path(p).suffix in suffixes and "readme-fragments" not in p]
+            if (REPO_ROOT / p).is_file() and Path(p).suffix in suffixes and "figures" not in p]
 
 
 def test_api_reference_builds_without_warnings(tmp_path: Path) -> None:
