@@ -213,3 +213,10 @@ def test_the_serve_module_of_cli_md_as_written(epmd_env: dict[str, str], otp: st
         assert started == 1
         assert app.eval_term(f"rpc:call('{PY}', py, add, [1, 2])") == 3
         assert app.eval_term(f"gen_server:call({{counter, '{PY}'}}, hello)") == 1
+
+
+def test_blocking_code_and_kill() -> None:
+    """README quick start 3: a blocked plain handler stalls only its own actor; kill is
+    immediate and the stuck call exits ``killed``. No BEAM node needed."""
+    out = run([sys.executable, "examples/blocking/blocking.py"], dict(os.environ), timeout=60)
+    assert_lines(out, "499500", "False", "killed")
