@@ -24,6 +24,7 @@ from .etf_decode import (
     DEFAULT_MAX_UNCOMPRESSED_SIZE,
     VERSION,
     _Ctx,
+    input_buffer,
 )
 from .etf_decode_rare import _inflate
 from .etf_encode import _as_string, _atom_ext, _big, _e_buffer, _float, _path_of, _Unsupported
@@ -112,20 +113,7 @@ def decode_from(
     zero_copy: bool = False,
 ) -> tuple[Term, int]:
     """:func:`dist_proto.etf_decode.decode_from` on the compiled core (same results and errors)."""
-    if type(data) is bytes:
-        buf = data
-        base = 0
-    elif isinstance(data, (bytearray, memoryview)):
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        buf = bytes(view[offset:])
-        base = offset
-    else:
-        raise TypeError(f"decode needs bytes, bytearray or memoryview, not {type(data).__name__}")
-    if offset < 0 or offset > len(buf) + base:
-        raise ValueError(f"offset {offset} is outside the data ({len(buf) + base} bytes)")
-    pos = offset - base
+    buf, base, pos = input_buffer(data, offset)
     ctx = None if atom_cache is None else _core.dist_context(atom_cache)
     where = "data"
     try:

@@ -568,20 +568,7 @@ def decode_from(
     >>> decode_from(b"xx\\x83a\\x07yy", 2)
     (7, 5)
     """
-    if type(data) is bytes:
-        buf = data
-        base = 0
-    elif isinstance(data, (bytearray, memoryview)):
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        buf = bytes(view[offset:])
-        base = offset
-    else:
-        raise TypeError(f"decode needs bytes, bytearray or memoryview, not {type(data).__name__}")
-    if offset < 0 or offset > len(buf) + base:
-        raise ValueError(f"offset {offset} is outside the data ({len(buf) + base} bytes)")
-    pos = offset - base
+    buf, base, pos = input_buffer(data, offset)
     ctx = _Ctx(atom_cache, max_depth, max_uncompressed_size)
     if zero_copy:
         ctx.view = memoryview(buf)
@@ -704,3 +691,23 @@ _DEFAULT_CTX = _Ctx(None, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE)
 from . import etf_decode_rare as _rare  # noqa: E402  (it reaches this module at call time)
 
 _RARE = _rare.RARE
+
+
+def input_buffer(data: bytes | bytearray | memoryview, offset: int) -> tuple[bytes, int, int]:
+    """The bytes a decode reads, the offset they start at in ``data``, and the position
+    of ``offset`` in them: ``bytes`` as they are, any other buffer copied from ``offset``.
+    Shared by both codecs, so they refuse the same inputs with the same errors."""
+    if type(data) is bytes:
+        buf = data
+        base = 0
+    elif isinstance(data, (bytearray, memoryview)):
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        buf = bytes(view[offset:])
+        base = offset
+    else:
+        raise TypeError(f"decode needs bytes, bytearray or memoryview, not {type(data).__name__}")
+    if offset < 0 or offset > len(buf) + base:
+        raise ValueError(f"offset {offset} is outside the data ({len(buf) + base} bytes)")
+    return buf, base, offset - base
