@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
+
+from python_actors.loop_monitor import LoopMonitor
 
 __all__ = ["TickGuard"]
 
@@ -33,7 +33,7 @@ class _Tickable(Protocol):
     def tick_from_thread(self) -> bool: ...
 
 
-class TickGuard:
+class TickGuard(LoopMonitor):
     """Watches ``loop`` (create it on the loop thread) and ticks ``peers()`` while it is held."""
 
     def __init__(
@@ -42,52 +42,31 @@ class TickGuard:
         peers: Callable[[], Iterable[_Tickable]],
         ticktime: float,
     ) -> None:
-        self._loop = loop
         self._peers_of = peers
-        self._period = max(min(ticktime / 4, 1.0), 0.05)
-        self._beat = time.monotonic()
-        self._stop = threading.Event()
+        self._held_since: float | None = None
         #: ticks written from the guard's thread (for tests and diagnostics)
         self.ticks_sent = 0
-        self._timer: asyncio.Handle | None = loop.call_soon(self._heartbeat)
-        self._thread = threading.Thread(target=self._watch, name="tick-guard", daemon=True)
-        self._thread.start()
+        super().__init__(loop, max(min(ticktime / 4, 1.0), 0.05), "tick-guard")
 
-    def _heartbeat(self) -> None:
-        self._beat = time.monotonic()
-        if not self._stop.is_set():
-            self._timer = self._loop.call_later(self._period, self._heartbeat)
-
-    def _watch(self) -> None:
-        held_since: float | None = None
-        while not self._stop.wait(self._period):
-            beat = self._beat
-            if time.monotonic() - beat < 2 * self._period:
-                if held_since is not None:
-                    log.info("event loop free again; %d ticks were sent for it", self.ticks_sent)
-                held_since = None
-                continue
-            if held_since != beat:
-                held_since = beat
-                log.warning("event loop held for over %.1f s: the tick guard keeps the "
-                            "connections alive", time.monotonic() - beat)
+    def check(self, beat: float, now: float) -> None:
+        if now - beat < 2 * self._period:
+            if self._held_since is not None:
+                log.info("event loop free again; %d ticks were sent for it", self.ticks_sent)
+            self._held_since = None
+            return
+        if self._held_since != beat:
+            self._held_since = beat
+            log.warning("event loop held for over %.1f s: the tick guard keeps the "
+                        "connections alive", now - beat)
+        try:
+            # read from this thread while the loop is held; if the loop resumes and
+            # changes the set meanwhile, try again on the next round
+            peers = list(self._peers_of())
+        except RuntimeError:
+            return
+        for peer in peers:
             try:
-                # read from this thread while the loop is held; if the loop resumes
-                # and changes the set meanwhile, try again on the next round
-                peers = list(self._peers_of())
-            except RuntimeError:
-                continue
-            for peer in peers:
-                try:
-                    if peer.tick_from_thread():
-                        self.ticks_sent += 1
-                except Exception:  # a closing transport: the loop will notice
-                    log.debug("tick from the guard failed", exc_info=True)
-
-    async def aclose(self) -> None:
-        """Stop the thread (within one period)."""
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        await asyncio.to_thread(self._thread.join, 5)
+                if peer.tick_from_thread():
+                    self.ticks_sent += 1
+            except Exception:  # a closing transport: the loop will notice
+                log.debug("tick from the guard failed", exc_info=True)

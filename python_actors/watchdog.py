@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import threading
-import time
 import traceback
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .loop_monitor import LoopMonitor
 
 if TYPE_CHECKING:
     from .process import Process
@@ -43,40 +43,26 @@ class Stall(NamedTuple):
     stack: str
 
 
-class Watchdog:
+class Watchdog(LoopMonitor):
     """Watches ``runtime``'s event loop from a thread; create it on the loop thread."""
 
     def __init__(self, runtime: Runtime, threshold: float) -> None:
         self._runtime = runtime
         self._threshold = threshold
-        self._period = max(threshold / 4, 0.005)
-        self._loop = runtime._loop_()
-        self._loop_thread = threading.get_ident()
-        self._beat = time.monotonic()
-        self._stop = threading.Event()
+        self._reported: float | None = None
         #: reports made so far, oldest first (for tests and for a health endpoint)
         self.stalls: list[Stall] = []
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._period, self._tick)
-        self._thread = threading.Thread(target=self._watch, name="python_actors-watchdog", daemon=True)
-        self._thread.start()
+        super().__init__(runtime._loop_(), max(threshold / 4, 0.005), "python_actors-watchdog")
 
-    def _tick(self) -> None:
-        self._beat = time.monotonic()
-        if not self._stop.is_set():
-            self._timer = self._loop.call_later(self._period, self._tick)
-
-    def _watch(self) -> None:
-        reported: float | None = None
-        while not self._stop.wait(self._period):
-            beat = self._beat
-            held = time.monotonic() - beat - self._period
-            if held > self._threshold:
-                if reported != beat:
-                    reported = beat
-                    self._report(held)
-            elif reported is not None and beat != reported:
-                log.warning("event loop free again after %.2f s", beat - reported)
-                reported = None
+    def check(self, beat: float, now: float) -> None:
+        held = now - beat - self._period
+        if held > self._threshold:
+            if self._reported != beat:
+                self._reported = beat
+                self._report(held)
+        elif self._reported is not None and beat != self._reported:
+            log.warning("event loop free again after %.2f s", beat - self._reported)
+            self._reported = None
 
     def _holder(self) -> Process | None:
         rt = self._runtime
@@ -117,11 +103,3 @@ class Watchdog:
                 stack,
             )
         self.stalls.append(stall)
-
-    async def aclose(self) -> None:
-        """Stop watching (the thread ends within one period)."""
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        await asyncio.to_thread(self._thread.join, 5)
