@@ -15,7 +15,9 @@ Plain BIFs that tools and people call through ``rpc`` are answered too:
 ``erlang:memory/0,1`` and ``erlang:system_info(otp_release | process_count)``.
 Everything else stays ``undef``, so a tool the node cannot serve gets an error at
 once instead of hanging. Tracing (``dbg``) is one: ``dbg:n/1`` and ``dbg:tracer/3``
-get their relay process, which exits at once with ``{not_supported, Why}``, and
+get their relay process, which prints the reason on the tracing node's console
+(``user``, where dbg prints its own errors) and exits at once with
+``{not_supported, Why}``, so dbg drops the node; and
 ``dbg:p/2`` reports ``{matched, Node, 0, {error, {not_supported, Why}}}`` for the
 Python node. So ``etop`` on a Python node runs with ``{tracing, off}`` (its runtime
 column is then reductions, as etop documents).
@@ -183,6 +185,10 @@ def install(node: Node) -> None:
         # then exit with the reason, so dbg drops this node instead of hanging.
         if type(parent) is Pid:
             proc.send(parent, (Atom("started"), proc.pid))
+            # say why on the tracing node's console, as dbg itself reports there (io:format(user, ...))
+            text = b"** dbg: node " + node.name.encode() + b" dropped: " + NO_TRACING + b"\n"
+            request = (Atom("put_chars"), Atom("unicode"), text)
+            proc.send((Atom("user"), parent.node), (Atom("io_request"), proc.pid, proc.pid, request))
         raise Exit((Atom("not_supported"), NO_TRACING))
 
     async def dbg_trace(pid_spec: Any, how: Any, flags: Any) -> Any:
