@@ -108,18 +108,22 @@ def state_of(server: GenServer) -> SysState:
 
 
 def debugged(server: GenServer, st: SysState, msg: Any) -> Any:
-    """Handle a call, cast or info of a debugged server, recording its events."""
+    """Handle a call, cast or info of a debugged server, recording its events.
+
+    The callback runs where the server's placement puts it (``GenServer._callback``),
+    so a plain ``def`` of a server that mixes async and plain callbacks still runs
+    off the loop while ``sys:trace``/``sys:log`` are on."""
     _event(server, st, (_IN, msg))
     try:
         if type(msg) is tuple and len(msg) == 3 and msg[0] == gs.GEN_CALL:
             from_ = msg[1]
-            res = server.handle_call(msg[2], from_, server._state)
+            res = server._callback("handle_call", msg[2], from_, server._state)
         elif type(msg) is tuple and len(msg) == 2 and msg[0] == gs.GEN_CAST:
             from_ = None
-            res = server.handle_cast(msg[1], server._state)
+            res = server._callback("handle_cast", msg[1], server._state)
         else:
             from_ = None
-            res = server.handle_info(msg, server._state)
+            res = server._callback("handle_info", msg, server._state)
     except Exception as exc:
         return server._crash(exc)
     if inspect.isawaitable(res):

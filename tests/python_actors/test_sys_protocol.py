@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -387,3 +388,31 @@ async def test_upgrade_module_from_inside_a_process(upgradable: Any) -> None:
         ok, upgraded = await rt.run(body)
         assert ok == OK and sorted(upgraded, key=lambda p: p.id) == pids
         assert await call(pids[0], "next", runtime=rt) == ("2", 101)
+
+
+class Mixed(GenServer):
+    """An async handle_call and a plain handle_info: the plain one belongs off the loop."""
+
+    def init(self, args: Any) -> Any:
+        return Ok(None)
+
+    async def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+        return Reply(state, state)
+
+    def handle_info(self, message: Any, state: Any) -> Any:
+        return NoReply(threading.current_thread().name)
+
+
+async def test_debugged_server_keeps_its_placement() -> None:
+    """Under sys:statistics/trace a plain callback of a mixed server still runs on a thread."""
+    async with Runtime() as rt:
+        pid = await Mixed.start(runtime=rt)
+        loop_thread = threading.current_thread().name
+        rt.send(pid, "plain")
+        assert await call(pid, "where", runtime=rt) not in (None, loop_thread)
+        await sysp.statistics(pid, True, runtime=rt)
+        rt.send(pid, "plain again")
+        where = await call(pid, "where", runtime=rt)
+        assert where is not None and where != loop_thread
+        stats = dict(await sysp.statistics(pid, "get", runtime=rt))
+        assert stats[Atom("messages_in")] == 2
