@@ -23,7 +23,7 @@ erlang:
 # setup.py builds the optional compiled ETF core in place (dist_proto/_etf_core*.so)
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard dist_proto/_etf_core*.[ch])
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test,bench,docs]'
+	$(PY) -m pip install -q -e '.[test,bench,docs,fast]'
 	@touch $@
 
 venv: $(VENV)/.installed

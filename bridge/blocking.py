@@ -53,6 +53,11 @@ class BlockingNode:
             self._stop_loop()
             raise
 
+    @property
+    def loop_kind(self) -> str:
+        """``uvloop`` or ``asyncio``: the kind of loop this node runs on (``BEAM_BRIDGE_LOOP``)."""
+        return event_loop.loop_name(self._loop)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 
 import pytest
 
@@ -48,3 +49,17 @@ def test_bad_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(event_loop.LOOP_ENV, "trio")
     with pytest.raises(ValueError, match="auto, asyncio or uvloop"):
         event_loop.loop_factory()
+
+
+def test_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where uvloop is absent (as on the 3.12/3.13 unit venvs): auto falls back, a demand fails."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # makes the import raise ImportError
+    monkeypatch.setenv(event_loop.LOOP_ENV, "auto")
+    loop = event_loop.new_event_loop()
+    try:
+        assert event_loop.loop_name(loop) == "asyncio"
+    finally:
+        loop.close()
+    monkeypatch.setenv(event_loop.LOOP_ENV, "uvloop")
+    with pytest.raises(RuntimeError, match="not installed"):
+        event_loop.new_event_loop()

@@ -358,7 +358,12 @@ async def test_elixir_calls_python_genserver(elixir: BeamNode, node: Node) -> No
 # -- BlockingNode --------------------------------------------------------------------
 
 
-def test_blocking_node_from_plain_thread(beam: BeamNode, epmd: Epmd) -> None:
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_blocking_node_from_plain_thread(
+    beam: BeamNode, epmd: Epmd, loop_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On both loops: ``make venv`` installs the ``[fast]`` extra, so uvloop runs here."""
+    monkeypatch.setenv("BEAM_BRIDGE_LOOP", loop_kind)
     name = unique_name("genloop")
     beam.eval(scoped(_GEN_LOOP.format(name=name)))
     results: dict[str, Any] = {}
@@ -378,6 +383,7 @@ def test_blocking_node_from_plain_thread(beam: BeamNode, epmd: Epmd) -> None:
                 except RpcError as exc:
                     results["rpc_error"] = exc.reason[0]
                 results["name"] = bn.name
+                results["loop"] = bn.loop_kind
         except BaseException as exc:  # reported to the test thread
             errors.append(exc)
 
@@ -395,6 +401,7 @@ def test_blocking_node_from_plain_thread(beam: BeamNode, epmd: Epmd) -> None:
             "call2": 4,
             "rpc_error": Atom("EXIT"),
             "name": results["name"],
+            "loop": loop_kind,
         }
         # Once closed, the node is gone from the BEAM's view.
         beam.check(
