@@ -63,13 +63,15 @@ def pid_expr(pid: Pid) -> str:
             f"{pid.id}:32,{pid.serial}:32,{pid.creation}:32>>)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> None:
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Wait until something listens on 127.0.0.1:``port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
@@ -78,7 +80,8 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def _stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+def stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM ``proc`` (by its pid), then SIGKILL after ``grace`` seconds."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
@@ -94,7 +97,7 @@ class Epmd:
     """A private ``epmd -port P -address 127.0.0.1`` on a free port, stopped by pid."""
 
     def __init__(self, erl: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         binary = erl.parent / "epmd"
         command = str(binary) if binary.exists() else (shutil.which("epmd") or "epmd")
         self.proc = subprocess.Popen(
@@ -102,13 +105,13 @@ class Epmd:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_port(self.port)
+            wait_port(self.port)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        _stop_process(self.proc)
+        stop_process(self.proc)
 
     def __enter__(self) -> Epmd:
         return self
@@ -119,7 +122,7 @@ class Epmd:
 
 # Reads "ID BASE64(expr)" lines; answers "@@ID ok|error BASE64(term_to_binary(...))".
 # Bindings are kept from one expression to the next, as in the shell.
-_EVAL_LOOP = r"""
+EVAL_LOOP = r"""
 Loop = fun Loop(Bs) ->
   case io:get_line('') of
     eof -> erlang:halt(0);
@@ -164,7 +167,7 @@ class BeamNode:
             boot = "{ok, _} = application:ensure_all_started(elixir), "
         argv = [str(erl), "-noshell", "-name", self.name, "-setcookie", cookie,
                 "-start_epmd", "false", "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
-                *args, "-eval", boot + _EVAL_LOOP]
+                *args, "-eval", boot + EVAL_LOOP]
         env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port))
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=env, text=True, bufsize=1)
@@ -228,7 +231,7 @@ class BeamNode:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.proc.stdin.close()
-        _stop_process(self.proc)
+        stop_process(self.proc)
         self._reader.join(5)
         if self.proc.stdout is not None:
             with contextlib.suppress(OSError, ValueError):

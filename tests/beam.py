@@ -26,7 +26,6 @@ import queue
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bridge._beam_runtime import EVAL_LOOP, free_port, pid_expr, stop_process, wait_port  # noqa: F401  (re-exported to the tests)
 
 TEST_COOKIE = "beam_bridge_test_cookie"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -142,33 +143,11 @@ def available_runtimes() -> list[Runtime]:
     return list(_find_runtimes())
 
 
-def pid_expr(pid: Any) -> str:
-    """Erlang expression text for a :class:`dist_proto.Pid` of any node (NEW_PID_EXT)."""
-    node = pid.node.name.encode()
-    return (f"binary_to_term(<<131,88,119,{len(node)},\"{pid.node.name}\"/utf8,"
-            f"{pid.id}:32,{pid.serial}:32,{pid.creation}:32>>)")
-
-
 def runtime(label: str) -> Runtime:
     for rt in available_runtimes():
         if rt.label == label:
             return rt
     raise LookupError(f"runtime {label} is not available")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class Epmd:
@@ -190,7 +169,7 @@ class Epmd:
             raise
 
     def stop(self) -> None:
-        _stop_process(self.proc)
+        stop_process(self.proc)
 
     def __enter__(self) -> Epmd:
         return self
@@ -198,46 +177,6 @@ class Epmd:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def _stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(grace)
-
-
-# The evaluation loop the node runs: reads "ID BASE64(expr)" lines on stdin, answers
-# "@@ID ok BASE64(term_to_binary(Value))" or "@@ID error BASE64(term_to_binary({C,R,St}))".
-_EVAL_LOOP = r"""
-Loop = fun Loop(Bs) ->
-  case io:get_line('') of
-    eof -> erlang:halt(0);
-    {error, _} -> erlang:halt(0);
-    Line ->
-      [Id, B64] = string:split(string:trim(Line), " "),
-      Src0 = string:trim(unicode:characters_to_list(base64:decode(B64))),
-      Src = case lists:last(Src0) of $. -> Src0; _ -> Src0 ++ "." end,
-      {Reply, Bs1} =
-        try
-          {ok, Toks, _} = erl_scan:string(Src),
-          {ok, Exprs} = erl_parse:parse_exprs(Toks),
-          {value, V, NewBs} = erl_eval:exprs(Exprs, Bs),
-          {[<<"ok ">>, base64:encode(term_to_binary(V))], NewBs}
-        catch C:R:St ->
-          {[<<"error ">>, base64:encode(term_to_binary({C, R, St}))], Bs}
-        end,
-      io:put_chars(standard_io, [<<"@@">>, Id, <<" ">>, Reply, <<"\n">>]),
-      Loop(Bs1)
-  end
-end,
-io:put_chars(standard_io, <<"@@READY\n">>),
-Loop(erl_eval:new_bindings()).
-"""
 
 _names = itertools.count()
 
@@ -294,7 +233,7 @@ class BeamNode:
             for ebin in sorted(elixir_lib.glob("*/ebin")):
                 extra_args = [*extra_args, "-pa", str(ebin)]
             boot = "{ok, _} = application:ensure_all_started(elixir), "
-        argv = [str(runtime.erl), "-noshell", *dist, *extra_args, "-eval", boot + _EVAL_LOOP]
+        argv = [str(runtime.erl), "-noshell", *dist, *extra_args, "-eval", boot + EVAL_LOOP]
         if netns is not None:
             # ``ip netns exec`` execs the command, so the pid below is still the BEAM's.
             argv = [shutil.which("ip") or "ip", "netns", "exec", netns, *argv]
@@ -371,7 +310,7 @@ class BeamNode:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.proc.stdin.close()
-        _stop_process(self.proc)
+        stop_process(self.proc)
         self._reader.join(5)
         if self.proc.stdout is not None:
             with contextlib.suppress(OSError, ValueError):
