@@ -215,13 +215,16 @@ class Rex:
 
 
 async def start_system_supervisor(node: Node) -> Pid:
-    """Start ``kernel_sup`` with ``net_kernel`` and ``rex`` under it (OTP's kernel
-    supervisor, restarting instead of stopping the node)."""
+    """Start ``kernel_sup`` with ``net_kernel`` and ``rex`` under it, and in visible mode
+    ``global_name_server`` (:mod:`bridge.global_server`) too (OTP's kernel supervisor,
+    restarting instead of stopping the node)."""
     rex = Rex(node)
     children = [
         ChildSpec(id="net_kernel", start=_named_start(NetKernel, node, Atom("net_kernel")), modules=[Atom("net_kernel")]),
         ChildSpec(id="rex", start=rex.start_link, modules=[Atom("rpc")]),
     ]
+    if node.global_service is not None:  # visible mode: BEAM's global talks to us
+        children.append(ChildSpec(id="global_name_server", start=node.global_service.start_link, modules=[Atom("global")]))
     sup = await Supervisor.start_link(
         children, strategy="one_for_one", intensity=SYSTEM_INTENSITY, period=SYSTEM_PERIOD,
         name=Atom("kernel_sup"), runtime=node.runtime,

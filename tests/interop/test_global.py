@@ -1,0 +1,217 @@
+"""``global`` and ``pg`` with a visible Python node in a real cluster (OTP 25 and 28).
+
+Two BEAM nodes, ``a`` and ``b``, run with ``prevent_overlapping_partitions`` at its
+default (on since OTP 25) and are connected to each other; a visible Python node
+meets ``a``. ``global:sync()`` must return on both (it hangs when the Python node
+does not speak ``global``; each sync here is bounded so a hang fails the test),
+the mesh must be full, global names registered by Python processes are seen and
+called from every node and vanish with their process or node, and the BEAM's
+names are seen from Python. Python processes join ``pg`` groups and receive what
+an Erlang process broadcasts to the members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from bridge import Node
+from dist_proto import Atom, Pid
+from python_actors import GenServer, Ok, Reply
+from tests.beam import BeamNode, Epmd, Runtime, pid_expr
+from tests.interop.node_support import ev, eventually, py_node, q
+
+pytestmark = pytest.mark.interop
+
+#: a bounded global:sync(): ok, or timeout instead of a hang
+SYNC = (
+    "{P, R} = spawn_monitor(fun() -> exit(global:sync()) end), "
+    "receive {'DOWN', R, process, P, Res} -> Res after 20000 -> exit(P, kill), sync_timeout end"
+)
+
+
+class Echo(GenServer):
+    """Answers ``{echo, Request}``."""
+
+    placement = "loop"
+
+    def init(self, arg: Any) -> Ok:
+        return Ok(arg)
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Reply:
+        return Reply((Atom("echo"), request), state)
+
+
+@pytest.fixture(scope="module")
+def pair(runtime: Runtime, epmd: Epmd) -> Iterator[tuple[BeamNode, BeamNode]]:
+    """``a`` and ``b``, connected and in sync, with ``pg`` and the scope ``my_scope``."""
+    args = ["-kernel", "start_pg", "true"]
+    with BeamNode(runtime, epmd_port=epmd.port, prefix="ga", extra_args=args) as a, \
+            BeamNode(runtime, epmd_port=epmd.port, prefix="gb", extra_args=args) as b:
+        for n in (a, b):
+            n.eval("{ok, _} = pg:start_link(my_scope), ok")
+        assert a.eval_term(f"net_kernel:connect_node({q(b.name)})") is True
+        assert a.eval_term("global:sync()") == Atom("ok")
+        assert a.eval_term("application:get_env(kernel, prevent_overlapping_partitions)") in (
+            None, (Atom("ok"), True))  # undefined: the default (true)
+        yield a, b
+
+
+@pytest.fixture
+async def py(pair: tuple[BeamNode, BeamNode], epmd: Epmd) -> AsyncIterator[Node]:
+    """A visible Python node (a name greater than the BEAM nodes') connected to ``a``."""
+    a, _ = pair
+    async with py_node(epmd.port, prefix="py", hidden=False) as node:
+        assert await node.ping(a.name)
+        yield node
+
+
+async def _synced(a: BeamNode, b: BeamNode, py: Node) -> None:
+    """The mesh is full (``b`` learns of the Python node through ``a``'s ``new_nodes``
+    and connects), then ``global:sync()`` returns on every node."""
+    await _mesh_full(a, b, py)
+    for n in (a, b):
+        assert await ev(n, SYNC) == Atom("ok"), f"global:sync() on {n.name}"
+    await py.global_sync(timeout=20)
+
+
+async def _mesh_full(a: BeamNode, b: BeamNode, py: Node) -> None:
+    for n, other in ((a, b), (b, a)):
+        want = {Atom(other.name), py.atom}
+
+        async def has_all(n: BeamNode = n, want: set[Atom] = want) -> bool:
+            return want <= set(await ev(n, "nodes()"))
+
+        await _eventually_async(has_all, f"nodes() on {n.name} to list {want}")
+    assert {a.name, b.name} <= set(py.visible_nodes())
+
+
+async def _eventually_async(cond: Any, what: str, timeout: float = 15.0) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def test_sync_returns_and_the_mesh_stays_full(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    # the BEAM's global knows the Python node as one of its own
+    for n in (a, b):
+        assert py.atom in await ev(n, "gen_server:call(global_name_server, get_synced)")
+        assert await ev(n, f"gen_server:call({{global_name_server, {q(py.name)}}}, get_protocol_version)") == 8
+    await _synced(a, b, py)
+
+
+async def test_python_global_name_seen_called_and_removed(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    pid = await Echo.start(None, runtime=py.runtime)
+    assert await py.global_register("py_echo", pid)
+    assert not await py.global_register("py_echo", pid), "a taken name answers no"
+    for n in (a, b):
+        assert await ev(n, "global:whereis_name(py_echo)") == pid
+    assert await ev(b, "gen_server:call({global, py_echo}, hello)") == (Atom("echo"), Atom("hello"))
+    assert await ev(a, "global:send(py_echo, ignored_info) =:= global:whereis_name(py_echo)") is True
+    assert await py.global_whereis("py_echo") == pid
+    assert Atom("py_echo") in await py.global_names()
+    assert await py.call(("global", Atom("py_echo")), 1) == (Atom("echo"), 1)
+    py.runtime.exit(pid, Atom("kill"))
+    for n in (a, b):
+        async def gone(n: BeamNode = n) -> bool:
+            return await ev(n, "global:whereis_name(py_echo)") is None  # undefined
+
+        await _eventually_async(gone, f"py_echo to be gone on {n.name}")
+    assert await py.global_whereis("py_echo") is None
+
+
+async def test_unregister_and_beam_names_seen_from_python(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    async with py.process() as proc:
+        assert await py.global_register(Atom("py_inbox"), proc.pid)
+        await ev(b, "global:send(py_inbox, {hi, node()}), ok")
+        assert await proc.receive(timeout=5) == (Atom("hi"), Atom(b.name))
+        await py.global_unregister("py_inbox")
+        assert await ev(a, "global:whereis_name(py_inbox)") is None  # undefined
+    beam_pid = await ev(a, "P = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(beam_svc, P), P")
+    assert isinstance(beam_pid, Pid)
+    assert await py.global_whereis("beam_svc") == beam_pid
+    await ev(a, f"{pid_expr(beam_pid)} ! stop, ok")
+    await eventually(lambda: py.global_service is not None and py.global_service.where(Atom("beam_svc")) is None,
+                     what="the dead BEAM process's name to be dropped on the Python node")
+
+
+async def test_a_name_clash_is_resolved_as_global_does(pair: tuple[BeamNode, BeamNode], epmd: Epmd) -> None:
+    """Both sides hold ``clash`` when the partitions meet. The Python node's name is the
+    smaller here, so it resolves with ``random_exit_name``: the pid of the greater node
+    (the BEAM's) is killed and the Python pid keeps the name everywhere."""
+    a, b = pair
+    beam_pid = await ev(a, "P = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(clash, P), P")
+    async with py_node(epmd.port, prefix="aa", hidden=False) as node, node.process() as proc:
+        assert node.name < a.name
+        assert await node.global_register("clash", proc.pid)  # alone: no one else knows the name yet
+        assert await node.ping(a.name)
+        for n in (a, b):
+            assert await ev(n, SYNC) == Atom("ok")
+        await node.global_sync(timeout=20)
+        for n in (a, b):
+            assert await ev(n, "global:whereis_name(clash)") == proc.pid
+        assert await node.global_whereis("clash") == proc.pid
+        assert await ev(a, f"is_process_alive({pid_expr(beam_pid)})") is False
+
+
+async def test_python_node_stop_removes_its_names_and_keeps_beam_mesh(
+    pair: tuple[BeamNode, BeamNode], epmd: Epmd
+) -> None:
+    a, b = pair
+    async with py_node(epmd.port, prefix="py", hidden=False) as node:
+        assert await node.ping(a.name)
+        await _synced(a, b, node)
+        pid = await Echo.start(None, runtime=node.runtime)
+        assert await node.global_register("py_leaving", pid)
+        assert await ev(b, "global:whereis_name(py_leaving)") == pid
+        name = node.name
+    for n in (a, b):
+        async def forgotten(n: BeamNode = n) -> bool:
+            return await ev(n, f"global:whereis_name(py_leaving) =:= undefined andalso not lists:member({q(name)}, nodes())") is True
+
+        await _eventually_async(forgotten, f"{n.name} to forget the stopped Python node")
+    assert Atom(b.name) in await ev(a, "nodes()"), "a and b stay connected"
+    assert await ev(a, SYNC) == Atom("ok")
+
+
+async def test_pg_broadcast_reaches_python_members_in_both_scopes(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    default, named = await py.pg(), await py.pg("my_scope")
+    async with py.process() as member:
+        await default.join(Atom("news"), member.pid)
+        await named.join(Atom("news"), member.pid)
+        for scope in ("pg", "my_scope"):
+            async def member_seen(scope: str = scope) -> bool:
+                return member.pid in await ev(b, f"pg:get_members({scope}, news)")
+
+            await _eventually_async(member_seen, f"b to see the Python member in {scope}")
+            await ev(b, f"[P ! {{{scope}, from_b}} || P <- pg:get_members({scope}, news)], ok")
+            assert await member.receive(timeout=5) == (Atom(scope), Atom("from_b"))
+
+
+async def test_junk_to_global_name_server_then_ping(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    gns = f"{{global_name_server, {q(py.name)}}}"
+    await ev(a, f"{gns} ! junk, {gns} ! {{init_connect, bad, x, y}}, {gns} ! {{lost_connection, 1, 2, 3, 4}}, "
+                f"gen_server:cast({gns}, {{exchange, x, y, z, w}}), gen_server:cast({gns}, [1,2]), ok")
+    assert await ev(a, f"catch gen_server:call({gns}, {{set_lock, not_a_lock_id}}, 300)") == (
+        Atom("EXIT"), (Atom("timeout"), (Atom("gen_server"), Atom("call"),
+                                         [(Atom("global_name_server"), py.atom), (Atom("set_lock"), Atom("not_a_lock_id")), 300])))
+    assert await ev(a, f"net_adm:ping({q(py.name)})") == Atom("pong")
+    assert await ev(a, f"gen_server:call({gns}, get_protocol_version)") == 8
+    await _synced(a, b, py)
