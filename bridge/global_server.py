@@ -169,6 +169,9 @@ class GlobalNameServer(GenServer):
         locker = Locker(self.node, service.is_global_lock_set, [])
         self.locker = self.process.spawn_link(locker.run)
         self.node.allow_rpc("global", "resolve_it", self._resolve_it_rpc)
+        # a node configured with global groups asks each newcomer for its group:
+        # this node has none (global_group:get_own_nodes() of an unconfigured node)
+        self.node.allow_rpc("global_group", "get_own_nodes", _no_global_groups)
         proc = self.process
         gns_pid = proc.pid
 
@@ -699,6 +702,10 @@ class _LostConnectionExpired:
     record's own timer only: records are compared by identity)."""
 
     key: tuple[Atom, Atom]
+
+
+def _no_global_groups() -> list[Atom]:
+    return []
 
 
 def _is_lock_id(x: Any) -> bool:

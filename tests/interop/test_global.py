@@ -113,6 +113,7 @@ async def test_python_global_name_seen_called_and_removed(pair: tuple[BeamNode, 
     a, b = pair
     await _synced(a, b, py)
     pid = await Echo.start(None, runtime=py.runtime)
+    assert pid is not None
     assert await py.global_register("py_echo", pid)
     assert not await py.global_register("py_echo", pid), "a taken name answers no"
     for n in (a, b):
@@ -175,6 +176,7 @@ async def test_python_node_stop_removes_its_names_and_keeps_beam_mesh(
         assert await node.ping(a.name)
         await _synced(a, b, node)
         pid = await Echo.start(None, runtime=node.runtime)
+        assert pid is not None
         assert await node.global_register("py_leaving", pid)
         assert await ev(b, "global:whereis_name(py_leaving)") == pid
         name = node.name
