@@ -31,22 +31,24 @@ from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dist_proto.terms import Atom, ExportFun, Pid
+from dist_proto.terms import Atom, Pid
 from python_actors import GenServer, NoReply, Ok, Process, Reply, Stop
 
+from .errors import RpcError
 from .global_locker import GNS, Cancel, HisTheLocker, KnownChange, Locker
+from .global_registry import NamesAndLocks
 from .global_resolve import exchange_names, resolve_it
-from .global_tables import GLOBAL_RESOURCE, LockTable, NameTable, term_key
+from .global_tables import LockTable, NameTable
 
 if TYPE_CHECKING:
+    from .global_service import GlobalService
     from .node import Node
 
-__all__ = ["GlobalNameServer", "GlobalService", "PROTOCOL_VSN"]
+__all__ = ["GlobalNameServer", "PROTOCOL_VSN", "start_global_name_server"]
 
 log = logging.getLogger("bridge.global")
 
@@ -54,7 +56,6 @@ log = logging.getLogger("bridge.global")
 PROTOCOL_VSN = 8
 _POP_VSN = 7  # lost_connection / remove_connection (prevent_overlapping_partitions)
 _PGPV_VSN = 7  # known nodes carry their protocol version
-_MIN_64BIT_SMALL_INT = -(1 << 59)
 _LOST_CONNECTION_MEMORY = 3600.0  # seconds a lost_connection report is remembered
 
 _GEN_CAST = Atom("$gen_cast")
@@ -67,7 +68,6 @@ _LOST_CONNECTION, _REMOVE_CONNECTION = _A("lost_connection"), _A("remove_connect
 _INSERT, _DELETE, _VSN, _LOCK = _A("insert"), _A("delete"), _A("vsn"), _A("lock")
 _LOCKER, _NO_LONGER_A_PID = _A("locker"), _A("no_longer_a_pid")
 _DOWN, _WHEREIS, _PREPARE_SHUTDOWN = _A("DOWN"), _A("whereis"), _A("prepare_shutdown")
-_DEFAULT_METHOD = ExportFun(_A("global"), _A("random_exit_name"), 3)
 
 
 @dataclass(frozen=True)
@@ -79,70 +79,25 @@ class _NodeEvent:
 
 
 @dataclass(frozen=True)
+class _Refill:
+    """The ``global_names`` rows of a node we rejoined after a restart."""
+
+    rows: list[Any]
+
+
+@dataclass(frozen=True)
 class _ExtraNodedown:
     """``{extra_nodedown, Node}``: a node we were told about could not be reached."""
 
     node: Atom
 
 
-class GlobalService:
-    """The node's handle on its ``global_name_server`` (visible mode only)."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.server: GlobalNameServer | None = None
-        self._xcreation = secrets.randbelow(1 << 30)
-
-    async def start_link(self) -> Pid | None:
-        """Start the server registered as ``global_name_server`` (a child of ``kernel_sup``)."""
-        return await GlobalNameServer.start_link(self, name=GNS)
-
-    def _live(self) -> GlobalNameServer | None:
-        s = self.server
-        return s if s is not None and s.process.alive else None
-
-    def where(self, name: Any) -> Pid | None:
-        """``global:whereis_name/1`` from this node's table."""
-        s = self._live()
-        if s is None:
-            return None
-        entry = s.names.lookup(name)
-        if entry is None:
-            return None
-        if self.node.runtime.is_local(entry.pid) and not self.node.runtime.is_alive(entry.pid):
-            return None
-        return entry.pid
-
-    def names_of(self, pid: Pid) -> list[Any]:
-        """The global names ``pid`` holds (``global_pid_names``)."""
-        s = self._live()
-        return [] if s is None else s.names.names_of(pid)
-
-    def registered_names(self) -> list[Any]:
-        s = self._live()
-        return [] if s is None else s.names.names()
-
-    def can_set_lock(self, lock_id: Any) -> bool:
-        s = self._live()
-        return s is not None and s.locks.can_set(lock_id[0], lock_id[1]) is not None
-
-    def is_global_lock_set(self) -> bool:
-        s = self._live()
-        return s is not None and s.locks.is_set(GLOBAL_RESOURCE)
-
-    def known(self) -> list[Atom]:
-        s = self._live()
-        return [] if s is None else list(s.known)
-
-    def synced(self) -> list[Atom]:
-        s = self._live()
-        return [] if s is None else list(s.synced)
-
-    def extended_creation(self) -> int:
-        return self._xcreation + self.node.creation - _MIN_64BIT_SMALL_INT
+async def start_global_name_server(service: GlobalService) -> Pid | None:
+    """Start the server registered as ``global_name_server`` (a child of ``kernel_sup``)."""
+    return await GlobalNameServer.start_link(service, name=GNS)
 
 
-class GlobalNameServer(GenServer):
+class GlobalNameServer(NamesAndLocks, GenServer):
     """``global_name_server``: the process; see the module docstring."""
 
     placement = "loop"  # a system process: bookkeeping only, never blocks
@@ -166,7 +121,13 @@ class GlobalNameServer(GenServer):
         self._tags = itertools.count(1)
         self._op_ids = itertools.count(1)
         service.server = self
-        locker = Locker(self.node, service.is_global_lock_set, [])
+        # Connected already: this is a restart under kernel_sup. The other nodes still
+        # count us as known and synced, so rejoin as such and refill the names from one
+        # of them, rather than start a merge they would never finish.
+        rejoin = [Atom(n) for n in self.node.visible_nodes()]
+        self.known = {n: PROTOCOL_VSN for n in rejoin}
+        self.synced = list(rejoin)
+        locker = Locker(self.node, service.is_global_lock_set, rejoin)
         self.locker = self.process.spawn_link(locker.run)
         self.node.allow_rpc("global", "resolve_it", self._resolve_it_rpc)
         # a node configured with global groups asks each newcomer for its group:
@@ -184,8 +145,9 @@ class GlobalNameServer(GenServer):
 
         unsubscribe = self.node.monitor_nodes(on_node)
         self._unsubscribe = unsubscribe
-        for name in self.node.visible_nodes():
-            proc.runtime.send(gns_pid, _NodeEvent(Atom(name), True))
+        if rejoin:
+            log.warning("global_name_server restarted; refilling names from %s", [n.name for n in rejoin])
+            proc.spawn(_refill_names, self.node, rejoin, gns_pid)
         return Ok(None)
 
     def terminate(self, reason: Any, state: Any) -> None:
@@ -351,6 +313,11 @@ class GlobalNameServer(GenServer):
         if isinstance(m, _ExtraNodedown):
             self._tell_waiters(m.node)
             self._handle_nodedown(m.node, "disconnected")
+            return True
+        if isinstance(m, _Refill):
+            for row in m.rows:
+                if type(row) is tuple and len(row) == 4 and type(row[1]) is Pid and self.names.lookup(row[0]) is None:
+                    self.names.insert(row[0], row[1], row[2], self.process.monitor(row[1]))
             return True
         if isinstance(m, _LostConnectionExpired):
             if self.lost.get(m.key, (None, None, None))[2] is m:
@@ -622,79 +589,6 @@ class GlobalNameServer(GenServer):
                 self.reply(from_, _OK)
         self.sync_waiters = still
 
-    # -- names and locks ---------------------------------------------------------------
-
-    def _ins_name(self, name: Any, pid: Pid, method: Any, from_: Any, extra_info: Any) -> None:
-        """``ins_name/6``: (re)register, then drop it again if the lock that covered the
-        registration is already gone (the registering node went down meanwhile)."""
-        self._delete_name(name)
-        ref = self.process.monitor(pid)
-        self.names.insert(name, pid, method, ref)
-        if not self._lock_still_set(from_, extra_info):
-            self._delete_name(name)
-
-    def _lock_still_set(self, from_: Any, extra_info: Any) -> bool:
-        entry = self.locks.get(GLOBAL_RESOURCE)
-        if entry is None:
-            return not self.global_lock_down
-        if type(from_) is Pid:
-            return any(p == from_ for p, _ in entry.holders)
-        if type(from_) is Atom:
-            lock = next((i[1] for i in extra_info if type(i) is tuple and len(i) == 2 and i[0] == _LOCK),
-                        None) if type(extra_info) is list else None
-            return type(lock) is tuple and len(lock) == 2 and lock[1] == entry.requester
-        return True
-
-    def _delete_name(self, name: Any) -> None:
-        entry = self.names.remove(name)
-        if entry is not None:
-            self.process.demonitor(entry.ref, flush=True)
-
-    def _do_ops(self, ops: Any, conn_node: Any, names_ext: Any, extra_info: Any) -> None:
-        if type(ops) is not list:
-            return
-        ext = {(term_key(x[0]), x[1]): x[2] for x in names_ext if type(x) is tuple and len(x) == 3} \
-            if type(names_ext) is list else {}
-        for op in ops:
-            if type(op) is not tuple or len(op) != 2:
-                continue
-            if op[0] == _INSERT and type(op[1]) is tuple and len(op[1]) == 3 and type(op[1][1]) is Pid:
-                name, pid, method = op[1]
-                reg_node = ext.get((term_key(name), pid))
-                if reg_node is not None:
-                    self.names.insert_ext(name, pid, reg_node)
-                self._ins_name(name, pid, method, conn_node, extra_info)
-        for op in ops:
-            if type(op) is tuple and len(op) == 2 and op[0] == _DELETE:
-                self._delete_name(op[1])
-
-    def _set_lock(self, lock_id: tuple[Any, Any], pid: Pid) -> bool:
-        resource, requester = lock_id
-        holders = self.locks.can_set(resource, requester)
-        if holders is None:
-            return False
-        if not any(p == pid for p, _ in holders):
-            self.locks.add_holder(resource, requester, pid, self.process.monitor(pid))
-        return True
-
-    def _del_lock(self, lock_id: tuple[Any, Any], pid: Pid) -> None:
-        resource, requester = lock_id
-        entry = self.locks.get(resource)
-        last = entry is not None and len(entry.holders) == 1
-        ref = self.locks.remove_holder(resource, requester, pid)
-        if ref is not None:
-            self.process.demonitor(ref, flush=True)
-            if last and resource == GLOBAL_RESOURCE:
-                self.global_lock_down = False
-
-    def _down(self, ref: Any) -> None:
-        entry = self.locks.remove_ref(ref)
-        if entry is not None and not entry.holders and entry.resource == GLOBAL_RESOURCE:
-            self.global_lock_down = True
-        name_entry = self.names.name_of_ref(ref)
-        if name_entry is not None:
-            self.names.remove(name_entry.name)
-
 
 @dataclass(eq=False)
 class _LostConnectionExpired:
@@ -731,7 +625,14 @@ async def _sync_other(proc: Process, node: Node, other: Atom, server: Pid) -> No
     proc.send((GNS, other), (_GEN_CAST, (_IN_SYNC, node.atom, True)))
 
 
-def default_method() -> ExportFun:
-    """``fun global:random_exit_name/3``, the resolve method of ``register_name/2``."""
-    return _DEFAULT_METHOD
-
+async def _refill_names(proc: Process, node: Node, nodes: list[Atom], server: Pid) -> None:
+    """Read the names of the first node that answers (its ``global_names`` table)."""
+    for other in nodes:
+        try:
+            rows = await node.rpc(other, "ets", "tab2list", [Atom("global_names")], timeout=10.0)
+        except RpcError as exc:
+            log.info("global: no names from %s: %r", other.name, exc.reason)
+            continue
+        if type(rows) is list:
+            proc.send(server, _Refill(rows))
+            return

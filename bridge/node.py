@@ -56,7 +56,7 @@ from .cookie import resolve_cookie
 from .epmd_client import Registration, epmd_port_from_env, register
 from .epmd_server import EpmdServer, ensure_epmd
 from .errors import CallError, ConnectError, CookieRejected, NameMismatch, NodeNotRunning, RpcError
-from .global_server import GlobalService
+from .global_service import GlobalService
 from .introspection import install as install_introspection
 from .naming import NodeName, NodeNameError, as_atom, parse_node_name
 from .peer import DEFAULT_BUSY_LIMIT, PeerConnection

@@ -217,3 +217,45 @@ async def test_junk_to_global_name_server_then_ping(pair: tuple[BeamNode, BeamNo
     assert await ev(a, f"net_adm:ping({q(py.name)})") == Atom("pong")
     assert await ev(a, f"gen_server:call({gns}, get_protocol_version)") == 8
     await _synced(a, b, py)
+
+
+async def test_a_killed_global_name_server_is_restarted_and_rejoins(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    a, b = pair
+    await _synced(a, b, py)
+    beam_pid = await ev(a, "P = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(beam_kept, P), P")
+    old = py.whereis("global_name_server")
+    assert old is not None
+    py.runtime.exit(old, Atom("kill"))
+    await eventually(lambda: py.whereis("global_name_server") not in (None, old), what="kernel_sup to restart it")
+    assert py.global_service is not None
+    await eventually(lambda: py.global_service.where(Atom("beam_kept")) == beam_pid,  # type: ignore[union-attr]
+                     what="the restarted server to refill the names")
+    async with py.process() as proc:
+        assert await py.global_register("py_after_restart", proc.pid)
+        for n in (a, b):
+            assert await ev(n, "global:whereis_name(py_after_restart)") == proc.pid
+    await _synced(a, b, py)
+    await ev(a, f"{pid_expr(beam_pid)} ! stop, ok")
+
+
+async def test_hidden_node_uses_the_same_calls_through_a_beam_node(
+    pair: tuple[BeamNode, BeamNode], epmd: Epmd
+) -> None:
+    a, b = pair
+    async with py_node(epmd.port, prefix="hid") as node, node.process() as proc:
+        assert node.global_service is None
+        assert await node.ping(a.name)
+        # b will connect too (its global monitors the pid), so name the node to ask
+        via = a.name
+        assert await node.global_register("hidden_inbox", proc.pid, via=via)
+        assert await ev(b, "global:whereis_name(hidden_inbox)") == proc.pid
+        assert await node.global_whereis("hidden_inbox", via=via) == proc.pid
+        assert Atom("hidden_inbox") in await node.global_names(via=via)
+        assert await node.global_send("hidden_inbox", Atom("ping"), via=via) == proc.pid
+        assert await proc.receive(timeout=5) == Atom("ping")
+        await node.global_unregister("hidden_inbox", via=via)
+        assert await node.global_whereis("hidden_inbox", via=via) is None
+        with pytest.raises(ValueError):
+            await node.global_send("hidden_inbox", Atom("ping"), via=via)
+        await node.global_sync()  # nothing to sync for a hidden node
+        assert node.atom not in await ev(a, "nodes()") and node.atom in await ev(a, "nodes(hidden)")
