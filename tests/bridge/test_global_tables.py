@@ -23,7 +23,8 @@ def test_a_name_is_found_by_exact_term_and_removed_by_its_monitor() -> None:
     assert names.lookup(1.0) is None, "1 and 1.0 are different names, as =:= says"
     names.insert([1, 2], p, None, ref(2))  # unhashable terms are names too
     assert sorted(map(repr, names.names_of(p))) == ["1", "[1, 2]"]
-    assert names.name_of_ref(ref(2)).name == [1, 2]  # type: ignore[union-attr]
+    found = names.name_of_ref(ref(2))
+    assert found is not None and found.name == [1, 2]
     assert names.name_of_ref(ref(9)) is None
     names.remove([1, 2])
     names.remove(1)
