@@ -36,9 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dist_proto.terms import Atom, Pid
-from python_actors import CallError, Process
-from python_actors import call as gen_call
+from dist_proto.terms import Atom, Pid, Reference
+from python_actors import CallError, Process, current_process
 
 from .global_tables import GLOBAL_RESOURCE
 
@@ -54,6 +53,8 @@ log = logging.getLogger("bridge.global")
 
 GNS = Atom("global_name_server")
 _GEN_CAST = Atom("$gen_cast")
+_GEN_CALL = Atom("$gen_call")
+_DOWN = Atom("DOWN")
 _LOCK_SET = Atom("lock_set")
 _LOCK_IS_SET = Atom("lock_is_set")
 _SET_LOCK = Atom("set_lock")
@@ -323,13 +324,40 @@ def the_boss(nodes: list[Atom]) -> Atom:
 
 async def multi_call(nodes: list[Atom], request: Any) -> list[tuple[Atom, Any]]:
     """``gen_server:multi_call(Nodes, global_name_server, Request)`` from the calling
-    process: the replies; nodes that are down or silent are left out."""
-    replies = []
+    process (it is the ``From`` every server sees, so it is the lock holder): the
+    requests go out at once, each under a monitor; the replies come back in any
+    order. Nodes that are down, or silent for :data:`MULTI_CALL_TIMEOUT`, are left
+    out, as multi_call lists them as bad nodes."""
+    proc = current_process()
+    pending: dict[Reference, Atom] = {}
     for node in nodes:
-        try:
-            replies.append((node, await gen_call((GNS, node), request, MULTI_CALL_TIMEOUT)))
-        except CallError as exc:
-            log.debug("global: %s did not answer %r: %r", node.name, request, exc.why)
+        mref = proc.monitor((GNS, node))
+        pending[mref] = node
+        proc.send((GNS, node), (_GEN_CALL, (proc.pid, mref), request))
+    replies: list[tuple[Atom, Any]] = []
+
+    def answer(m: Any) -> bool:
+        if type(m) is not tuple:
+            return False
+        if len(m) == 2:
+            return type(m[0]) is Reference and m[0] in pending
+        return len(m) == 5 and m[0] == _DOWN and type(m[1]) is Reference and m[1] in pending
+
+    try:
+        while pending:
+            msg = await proc.receive(answer, timeout=MULTI_CALL_TIMEOUT, default=None)
+            if msg is None:
+                log.warning("global: no answer to %r from %s", request, [n.name for n in pending.values()])
+                return replies
+            if len(msg) == 2:
+                node = pending.pop(msg[0])
+                proc.demonitor(msg[0], flush=True)
+                replies.append((node, msg[1]))
+            else:
+                log.debug("global: %s did not answer %r: %r", pending.pop(msg[1]).name, request, msg[4])
+    finally:
+        for mref in pending:
+            proc.demonitor(mref, flush=True)
     return replies
 
 
