@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from bridge.global_locker import pid_sort_key
-from bridge.global_resolve import _minmax
+from bridge.global_resolve import _minmax, resolve_it
 from bridge.global_tables import GLOBAL_RESOURCE, LockTable, NameTable
-from dist_proto import Atom, Pid, Reference
+from dist_proto import Atom, ExportFun, Pid, Reference
+from python_actors import Process, Runtime
 
 A = Atom("a@h")
 Z = Atom("z@h")
@@ -67,3 +71,37 @@ def test_pids_sort_as_erlang_sorts_them() -> None:
 
 def test_the_pid_of_the_smaller_node_wins_a_clash() -> None:
     assert _minmax(Pid(Z, 1), Pid(A, 9)) == (Pid(A, 9), Pid(Z, 1))
+
+
+class _NodeStub:
+    """What resolve_it uses of a node: its runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+
+def _method(name: str) -> ExportFun:
+    return ExportFun(Atom("global"), Atom(name), 3)
+
+
+async def _inbox(proc: Process, box: asyncio.Queue[Any]) -> None:
+    while True:
+        box.put_nowait(await proc.receive())
+
+
+async def test_resolve_methods_as_global_exports_them() -> None:
+    async with Runtime() as rt:
+        node: Any = _NodeStub(rt)
+        box1: asyncio.Queue[Any] = asyncio.Queue()
+        box2: asyncio.Queue[Any] = asyncio.Queue()
+        p1, p2 = rt.spawn(_inbox, box1), rt.spawn(_inbox, box2)
+        # same node: minmax gives {P2, P1}, so P2 wins, as global:minmax/2 does
+        assert resolve_it(node, _method("random_notify_name"), Atom("n"), p1, p2) == p2
+        assert await asyncio.wait_for(box1.get(), 1) == (Atom("global_name_conflict"), Atom("n"))
+        assert resolve_it(node, _method("notify_all_name"), Atom("n"), p1, p2) == Atom("none")
+        assert await asyncio.wait_for(box1.get(), 1) == (Atom("global_name_conflict"), Atom("n"), p2)
+        assert await asyncio.wait_for(box2.get(), 1) == (Atom("global_name_conflict"), Atom("n"), p1)
+        assert resolve_it(node, (Atom("global"), Atom("random_exit_name")), Atom("n"), p1, p2) == p2
+        await rt.join(p1, 1)
+        assert not rt.is_alive(p1) and rt.is_alive(p2)
+        assert resolve_it(node, ExportFun(Atom("m"), Atom("f"), 3), Atom("n"), p1, p2) == (Atom("EXIT"), Atom("undef"))

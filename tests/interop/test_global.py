@@ -149,23 +149,33 @@ async def test_unregister_and_beam_names_seen_from_python(pair: tuple[BeamNode, 
                      what="the dead BEAM process's name to be dropped on the Python node")
 
 
-async def test_a_name_clash_is_resolved_as_global_does(pair: tuple[BeamNode, BeamNode], epmd: Epmd) -> None:
-    """Both sides hold ``clash`` when the partitions meet. The Python node's name is the
-    smaller here, so it resolves with ``random_exit_name``: the pid of the greater node
-    (the BEAM's) is killed and the Python pid keeps the name everywhere."""
+@pytest.mark.parametrize("prefix", ["aa", "zz"], ids=["python-resolves", "beam-resolves"])
+async def test_a_name_clash_is_resolved_as_global_does(
+    pair: tuple[BeamNode, BeamNode], epmd: Epmd, prefix: str
+) -> None:
+    """Both sides hold ``clash`` when the partitions meet. The node with the smaller name
+    resolves with the method of its registration, ``random_exit_name``: the pid of the
+    greater node is killed, the other keeps the name everywhere. With prefix ``aa`` the
+    Python node resolves (and kills the BEAM process); with ``zz`` the BEAM does."""
     a, b = pair
     beam_pid = await ev(a, "P = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(clash, P), P")
-    async with py_node(epmd.port, prefix="aa", hidden=False) as node, node.process() as proc:
-        assert node.name < a.name
-        assert await node.global_register("clash", proc.pid)  # alone: no one else knows the name yet
+    async with py_node(epmd.port, prefix=prefix, hidden=False) as node:
+        python_wins = node.name < a.name
+        assert python_wins == (prefix == "aa")
+        py_pid = await Echo.start(None, runtime=node.runtime)
+        assert py_pid is not None
+        assert await node.global_register("clash", py_pid)  # alone: no one else knows the name yet
         assert await node.ping(a.name)
+        await _synced(a, b, node)
+        winner, loser_alive = (py_pid, f"is_process_alive({pid_expr(beam_pid)})") if python_wins else (beam_pid, None)
         for n in (a, b):
-            assert await ev(n, SYNC) == Atom("ok")
-        await node.global_sync(timeout=20)
-        for n in (a, b):
-            assert await ev(n, "global:whereis_name(clash)") == proc.pid
-        assert await node.global_whereis("clash") == proc.pid
-        assert await ev(a, f"is_process_alive({pid_expr(beam_pid)})") is False
+            assert await ev(n, "global:whereis_name(clash)") == winner
+        assert await node.global_whereis("clash") == winner
+        if loser_alive is not None:
+            assert await ev(a, loser_alive) is False
+        else:
+            await eventually(lambda: not node.runtime.is_alive(py_pid), what="the Python loser to be killed")
+            await ev(a, f"{pid_expr(beam_pid)} ! stop, ok")
 
 
 async def test_python_node_stop_removes_its_names_and_keeps_beam_mesh(
