@@ -127,6 +127,9 @@ class GlobalNameServer(NamesAndLocks, GenServer):
         rejoin = [Atom(n) for n in self.node.visible_nodes()]
         self.known = {n: PROTOCOL_VSN for n in rejoin}
         self.synced = list(rejoin)
+        #: visible nodes we have seen come up (nodeup/nodedown of hidden ones are ignored,
+        #: as net_kernel:monitor_nodes/1 never reports them to global)
+        self.up: set[Atom] = set(rejoin)
         locker = Locker(self.node, service.is_global_lock_set, rejoin)
         self.locker = self.process.spawn_link(locker.run)
         self.node.allow_rpc("global", "resolve_it", self._resolve_it_rpc)
@@ -221,7 +224,8 @@ class GlobalNameServer(NamesAndLocks, GenServer):
         if request == _A("get_synced"):
             return Reply(list(self.synced), state)
         if kind == _A("sync") and n == 2 and type(request[1]) is list:
-            waiting = {x for x in request[1] if type(x) is Atom and x != self.me} - set(self.synced)
+            # a node that is not connected counts as gone at once (the syncer's nodedown)
+            waiting = {x for x in request[1] if type(x) is Atom and x in self.up} - set(self.synced)
             if not waiting:
                 return Reply(_OK, state)
             self.sync_waiters.append((from_, waiting))
@@ -305,8 +309,10 @@ class GlobalNameServer(NamesAndLocks, GenServer):
     def _info(self, m: Any) -> bool:  # noqa: C901 - one branch per OTP clause
         if isinstance(m, _NodeEvent):
             if m.up:
+                self.up.add(m.node)
                 self._handle_nodeup(m.node)
-            else:
+            elif m.node in self.up:
+                self.up.discard(m.node)
                 self._handle_nodedown(m.node, "disconnected")
                 self._tell_waiters(m.node)
             return True
@@ -530,7 +536,7 @@ class GlobalNameServer(NamesAndLocks, GenServer):
         elif what == "disconnected":
             if node in self.removing:
                 self.removing.discard(node)
-            elif node in self.known or node in self.pending:
+            else:
                 self._inform_connection_loss(node)
         self.pending.pop(node, None)
         self.known.pop(node, None)

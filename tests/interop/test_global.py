@@ -12,6 +12,8 @@ an Erlang process broadcasts to the members.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -84,14 +86,22 @@ async def _mesh_full(a: BeamNode, b: BeamNode, py: Node) -> None:
         async def has_all(n: BeamNode = n, want: set[Atom] = want) -> bool:
             return want <= set(await ev(n, "nodes()"))
 
-        await _eventually_async(has_all, f"nodes() on {n.name} to list {want}")
-    assert {a.name, b.name} <= set(py.visible_nodes())
+        try:
+            await _eventually_async(has_all, f"nodes() on {n.name} to list {want}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; state: {await _state(a, b, py)}") from None
+    assert {a.name, b.name} <= set(py.visible_nodes()), await _state(a, b, py)
+
+
+async def _state(a: BeamNode, b: BeamNode, py: Node) -> str:
+    """nodes(), and global's known and synced nodes, on each node (for failures)."""
+    expr = "{nodes(), gen_server:call(global_name_server, get_known), gen_server:call(global_name_server, get_synced)}"
+    service = py.global_service
+    mine = (py.visible_nodes(), service.known(), service.synced()) if service is not None else None
+    return f"a: {await ev(a, expr)}; b: {await ev(b, expr)}; python: {mine}"
 
 
 async def _eventually_async(cond: Any, what: str, timeout: float = 15.0) -> None:
-    import asyncio
-    import time
-
     deadline = time.monotonic() + timeout
     while not await cond():
         if time.monotonic() > deadline:
@@ -269,3 +279,49 @@ async def test_hidden_node_uses_the_same_calls_through_a_beam_node(
             await node.global_send("hidden_inbox", Atom("ping"), via=via)
         await node.global_sync()  # nothing to sync for a hidden node
         assert node.atom not in await ev(a, "nodes()") and node.atom in await ev(a, "nodes(hidden)")
+
+
+async def _apart(a: BeamNode, b: BeamNode, node: Node) -> None:
+    """The Python node and ``b`` are apart; prevent_overlapping_partitions must leave no
+    node (``a``) connected to both sides. Which connections go depends on which report
+    ``a`` reads first, as between BEAM nodes."""
+
+    async def apart() -> bool:
+        a_nodes = await ev(a, "nodes()")
+        return not (node.atom in a_nodes and Atom(b.name) in a_nodes) and not node.is_connected(b.name)
+
+    await _eventually_async(apart, "no overlapping partitions")
+
+
+async def _pair_again(a: BeamNode, b: BeamNode) -> None:
+    """Connect ``a`` and ``b`` again once the reports still in flight have been acted on
+    (a ``remove_connection`` read late would part them again): retried until the pair
+    holds for half a second."""
+    for _ in range(20):
+        assert await ev(a, f"net_kernel:connect_node({q(b.name)})") is True
+        assert await ev(a, SYNC) == Atom("ok")
+        await asyncio.sleep(0.5)
+        if Atom(b.name) in await ev(a, "nodes()") and Atom(a.name) in await ev(b, "nodes()"):
+            break
+    for n in (a, b):
+        assert await ev(n, SYNC) == Atom("ok")
+    assert Atom(b.name) in await ev(a, "nodes()")
+
+
+async def test_prevent_overlapping_partitions_both_ways(pair: tuple[BeamNode, BeamNode], epmd: Epmd) -> None:
+    """``b`` drops the Python node; then another Python node drops ``b``: each time the
+    lost connection is reported (``lost_connection``) and ``a`` parts from one side
+    (``remove_connection``, which the Python node obeys too)."""
+    a, b = pair
+    async with py_node(epmd.port, prefix="py", hidden=False) as node:
+        assert await node.ping(a.name)
+        await _synced(a, b, node)
+        assert await ev(b, f"erlang:disconnect_node({q(node.name)})") is True
+        await _apart(a, b, node)
+    await _pair_again(a, b)
+    async with py_node(epmd.port, prefix="py", hidden=False) as node:
+        assert await node.ping(a.name)
+        await _synced(a, b, node)
+        assert node.disconnect(b.name)
+        await _apart(a, b, node)
+    await _pair_again(a, b)
