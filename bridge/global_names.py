@@ -120,6 +120,8 @@ async def register_name(
 ) -> bool:
     """``global:register_name(Name, Pid, Method)``: True for ``yes``, False for ``no``
     (the name is taken, or the pid already has a global name)."""
+    if type(pid) is not Pid:
+        raise TypeError(f"global_register needs a Pid, not {pid!r}")
     name = name_term(name)
     fun = _method(method)
     service = node.global_service
