@@ -11,7 +11,7 @@ has the protocol digest; the message names below are OTP's.
 
 Theory of operation
 -------------------
-:class:`GlobalService` belongs to the node and outlives restarts of the server
+:class:`~bridge.global_service.GlobalService` belongs to the node and outlives restarts of the server
 process; :class:`GlobalNameServer` is the process (a ``GenServer`` registered as
 ``global_name_server``, started under ``kernel_sup`` in visible mode). The server
 holds the tables (:mod:`bridge.global_tables`), the session state of each node being
@@ -65,7 +65,7 @@ _INIT_CONNECT, _INIT_CONNECT_ACK, _CANCEL_CONNECT = _A("init_connect"), _A("init
 _LOCK_IS_SET, _EXCHANGE, _EXCHANGE_OPS, _RESOLVED = _A("lock_is_set"), _A("exchange"), _A("exchange_ops"), _A("resolved")
 _NEW_NODES, _IN_SYNC, _LOCK_SET = _A("new_nodes"), _A("in_sync"), _A("lock_set")
 _LOST_CONNECTION, _REMOVE_CONNECTION = _A("lost_connection"), _A("remove_connection")
-_INSERT, _DELETE, _VSN, _LOCK = _A("insert"), _A("delete"), _A("vsn"), _A("lock")
+_VSN, _LOCK = _A("vsn"), _A("lock")
 _LOCKER, _NO_LONGER_A_PID = _A("locker"), _A("no_longer_a_pid")
 _DOWN, _WHEREIS, _PREPARE_SHUTDOWN = _A("DOWN"), _A("whereis"), _A("prepare_shutdown")
 
@@ -140,14 +140,13 @@ class GlobalNameServer(NamesAndLocks, GenServer):
         gns_pid = proc.pid
 
         def on_node(node: Atom, up: bool, _reason: Any) -> None:
-            if not proc.alive:
-                unsubscribe()
+            if not proc.alive:  # killed: terminate did not run
+                self._unsubscribe()
                 return
             if not up or self.node.is_visible(node):
                 proc.runtime.send(gns_pid, _NodeEvent(node, up))
 
-        unsubscribe = self.node.monitor_nodes(on_node)
-        self._unsubscribe = unsubscribe
+        self._stop_watching: Callable[[], None] | None = self.node.monitor_nodes(on_node)
         if rejoin:
             log.warning("global_name_server restarted; refilling names from %s", [n.name for n in rejoin])
             proc.spawn(_refill_names, self.node, rejoin, gns_pid)
@@ -155,6 +154,11 @@ class GlobalNameServer(NamesAndLocks, GenServer):
 
     def terminate(self, reason: Any, state: Any) -> None:
         self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
+        stop, self._stop_watching = self._stop_watching, None
+        if stop is not None:
+            stop()
 
     # -- helpers -----------------------------------------------------------------------
 
