@@ -325,3 +325,24 @@ async def test_prevent_overlapping_partitions_both_ways(pair: tuple[BeamNode, Be
         assert node.disconnect(b.name)
         await _apart(a, b, node)
     await _pair_again(a, b)
+
+
+async def test_beam_locks_include_the_python_node(pair: tuple[BeamNode, BeamNode], py: Node) -> None:
+    """``global:trans/4`` and ``global:set_lock/3`` from BEAM take locks on the Python
+    node too: granted when free or held under the same requester, refused otherwise,
+    and released when the holder dies."""
+    a, b = pair
+    await _synced(a, b, py)
+    nodes = f"[{q(a.name)}, {q(b.name)}, {q(py.name)}]"
+    assert await ev(a, f"global:trans({{py_res, self()}}, fun() -> in_trans end, {nodes}, 1)") == Atom("in_trans")
+    holder = await ev(b, f"spawn(fun() -> true = global:set_lock({{py_res, req_b}}, [{q(py.name)}], 0), "
+                         "receive stop -> ok end end)")
+    assert isinstance(holder, Pid)
+    service = py.global_service
+    assert service is not None
+    await eventually(lambda: not service.can_set_lock((Atom("py_res"), Atom("req_a"))), what="b's lock on py")
+    assert await ev(a, f"global:set_lock({{py_res, req_a}}, [{q(py.name)}], 0)") is False
+    assert await ev(a, f"global:trans({{py_res, req_a}}, fun() -> in_trans end, [{q(py.name)}], 0)") == Atom("aborted")
+    await ev(b, f"{pid_expr(holder)} ! stop, ok")
+    await eventually(lambda: service.can_set_lock((Atom("py_res"), Atom("req_a"))), what="the dead holder's lock to go")
+    assert await ev(a, f"global:trans({{py_res, req_a}}, fun() -> in_trans end, [{q(py.name)}], 0)") == Atom("in_trans")
