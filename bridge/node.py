@@ -50,11 +50,13 @@ from python_actors import CallError as ActorCallError
 from python_actors import Process, Runtime
 from python_actors import call as gen_call
 
+from . import global_names as global_api
 from .connections import DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_QUEUED_SIGNALS, Connections
 from .cookie import resolve_cookie
 from .epmd_client import Registration, epmd_port_from_env, register
 from .epmd_server import EpmdServer, ensure_epmd
 from .errors import CallError, ConnectError, CookieRejected, NameMismatch, NodeNotRunning, RpcError
+from .global_service import GlobalService
 from .introspection import install as install_introspection
 from .naming import NodeName, NodeNameError, as_atom, parse_node_name
 from .peer import DEFAULT_BUSY_LIMIT, PeerConnection
@@ -176,6 +178,8 @@ class Node:
         self._spawner = Spawner(self)
         self._pg_scopes: dict[Atom, PgScope] = {}
         self._introspection = introspection
+        #: the node's ``global_name_server`` (visible mode only; see :mod:`bridge.global_server`)
+        self.global_service: GlobalService | None = None if hidden else GlobalService(self)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -271,6 +275,15 @@ class Node:
     def nodes(self) -> list[str]:
         """``nodes(connected)``: the names of the nodes we have a connection to."""
         return [n.name for n, p in self._peers.items() if p.open]
+
+    def visible_nodes(self) -> list[str]:
+        """``nodes()``: the connected nodes that are not hidden."""
+        return [n.name for n, p in self._peers.items() if p.open and p.flags & DFlag.PUBLISHED]
+
+    def is_visible(self, node: str | Atom) -> bool:
+        """Connected to ``node`` and it is not hidden."""
+        peer = self._peers.get(as_atom(node))
+        return peer is not None and peer.open and bool(peer.flags & DFlag.PUBLISHED)
 
     def is_connected(self, node: str | Atom) -> bool:
         peer = self._peers.get(as_atom(node))
@@ -569,6 +582,32 @@ class Node:
                 raise
             self.runtime.service(f"pg:{name.name}", lambda: found)
         return found
+
+    # -- global names ---------------------------------------------------------------------
+
+    async def global_register(self, name: Any, pid: Pid, *, method: str = "random_exit_name", via: str | None = None) -> bool:
+        """``global:register_name/3`` (see :mod:`bridge.global_names`; ``via`` for a hidden node)."""
+        return await global_api.register_name(self, name, pid, method=method, via=via)
+
+    async def global_unregister(self, name: Any, *, via: str | None = None) -> None:
+        """``global:unregister_name/1``."""
+        await global_api.unregister_name(self, name, via=via)
+
+    async def global_whereis(self, name: Any, *, via: str | None = None) -> Pid | None:
+        """``global:whereis_name/1``: the pid or None."""
+        return await global_api.whereis_name(self, name, via=via)
+
+    async def global_send(self, name: Any, message: Any, *, via: str | None = None) -> Pid:
+        """``global:send/2``."""
+        return await global_api.send(self, name, message, via=via)
+
+    async def global_names(self, *, via: str | None = None) -> list[Any]:
+        """``global:registered_names/0``."""
+        return await global_api.registered_names(self, via=via)
+
+    async def global_sync(self, timeout: float | None = None) -> None:
+        """``global:sync/0`` (visible mode; a hidden node has nothing to sync)."""
+        await global_api.sync(self, timeout)
 
     # -- what BEAM may run here ---------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Resolving ``{global, Name}`` and ``{via, Module, Name}`` call targets (``gen:where/1``).
 
-A hidden node has no ``global_name_server`` of its own, so these names are resolved by
+A visible node looks ``{global, Name}`` up in its own ``global_name_server``
+(:mod:`bridge.global_server`). A hidden node has none, so these names are resolved by
 asking a BEAM node (``global:whereis_name/1`` or ``Module:whereis_name/1`` over rpc), as
 docs/protocol.md §7.4 recommends; the call then goes to the pid found.
 """
@@ -30,6 +31,11 @@ def is_global_or_via(dest: Any) -> bool:
 
 async def resolve_name(node: Node, dest: tuple[Any, ...], via: str | Atom | None, timeout: float | None) -> Pid | None:
     """The pid registered under a global or via name, or None (``undefined``)."""
+    tag = Atom(dest[0]) if type(dest[0]) is str else dest[0]
+    service = node.global_service
+    if tag == _GLOBAL and service is not None and via is None:
+        # a visible node has its own global_name_server: look the name up here
+        return service.where(dest[1])
     ask = via
     if ask is None:
         connected = node.nodes()
@@ -39,7 +45,6 @@ async def resolve_name(node: Node, dest: tuple[Any, ...], via: str | Atom | None
                 f"when connected to {len(connected)} nodes"
             )
         ask = connected[0]
-    tag = Atom(dest[0]) if type(dest[0]) is str else dest[0]
     if tag == _GLOBAL:
         found = await node.rpc(ask, "global", "whereis_name", [dest[1]], timeout=timeout)
     else:

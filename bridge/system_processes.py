@@ -53,6 +53,8 @@ from python_actors import (
 )
 from python_actors.supervisor import is_from
 
+from .global_server import start_global_name_server
+
 if TYPE_CHECKING:
     from .node import Node
     from .peer import PeerConnection
@@ -215,13 +217,21 @@ class Rex:
 
 
 async def start_system_supervisor(node: Node) -> Pid:
-    """Start ``kernel_sup`` with ``net_kernel`` and ``rex`` under it (OTP's kernel
-    supervisor, restarting instead of stopping the node)."""
+    """Start ``kernel_sup`` with ``net_kernel`` and ``rex`` under it, and in visible mode
+    ``global_name_server`` (:mod:`bridge.global_server`) too (OTP's kernel supervisor,
+    restarting instead of stopping the node)."""
     rex = Rex(node)
     children = [
         ChildSpec(id="net_kernel", start=_named_start(NetKernel, node, Atom("net_kernel")), modules=[Atom("net_kernel")]),
         ChildSpec(id="rex", start=rex.start_link, modules=[Atom("rpc")]),
     ]
+    service = node.global_service
+    if service is not None:  # visible mode: BEAM's global talks to us
+
+        async def start_global() -> Pid | None:
+            return await start_global_name_server(service)
+
+        children.append(ChildSpec(id="global_name_server", start=start_global, modules=[Atom("global")]))
     sup = await Supervisor.start_link(
         children, strategy="one_for_one", intensity=SYSTEM_INTENSITY, period=SYSTEM_PERIOD,
         name=Atom("kernel_sup"), runtime=node.runtime,
