@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.beam import REPO_ROOT, BeamNode, Epmd, Runtime
+from tests.beam import REPO_ROOT, BeamNode, Runtime
 from tests.beam import runtime as find_runtime
 from tests.interop.erl_build import rebar3_ebin
 
@@ -80,16 +80,6 @@ def running(argv: Sequence[str], env: dict[str, str], ready: str, cwd: Path = RE
         yield proc
     finally:
         proc.stop()
-
-
-@pytest.fixture
-def epmd_env() -> Iterator[dict[str, str]]:
-    """The environment of a user's shell, with an EPMD of this test's own."""
-    with Epmd() as epmd:
-        env = {k: v for k, v in os.environ.items() if k not in ("BEAM_BRIDGE_COOKIE", "PYTHONPATH")}
-        env["ERL_EPMD_PORT"] = str(epmd.port)
-        env["PYTHONPATH"] = str(REPO_ROOT)  # the package as installed in development (pip install -e)
-        yield env
 
 
 def run(argv: Sequence[str], env: dict[str, str], cwd: Path = REPO_ROOT, timeout: float = 120) -> str:
