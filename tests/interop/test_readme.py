@@ -120,3 +120,14 @@ def test_quick_start_9_tls(epmd_env: dict[str, str], tmp_path: Path, otp: str) -
         assert argv[:3] == ["python", "-m", "bridge"]
         out = run([sys.executable, *argv[1:]], epmd_env, cwd=tmp_path)
         assert out.strip() == expected
+
+
+@pytest.mark.parametrize("otp", ["otp25", "otp28"])
+def test_quick_start_10_global_names(epmd_env: dict[str, str], tmp_path: Path, otp: str) -> None:
+    rt = find_runtime(otp)
+    heading = "10. Global names"
+    (program,) = blocks(heading, "python")
+    assert f"`erl -name {APP} -setcookie secret`" in section(heading)
+    with running(beam_app(rt, epmd_env), rt.environ(epmd_env), ready="app up", cwd=tmp_path):
+        out = run([sys.executable, str(script(tmp_path, program))], epmd_env, cwd=tmp_path)
+    assert out.splitlines() == ["hi", "True"]
