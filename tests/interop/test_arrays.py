@@ -13,7 +13,7 @@ import pytest
 from bridge import Node
 from bridge.arrays import from_term
 from dist_proto.terms import Atom
-from python_actors import GenServer, Ok, Reply
+from python_actors import GenServer, Reply
 from tests.beam import BeamNode
 from tests.interop.node_support import ev, py_node, q
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dist_proto.terms import Atom, Pid, Reference
-from python_actors import BadArg, GenServer, Ok, Reply, Runtime
+from python_actors import BadArg, GenServer, Reply, Runtime
 from python_actors.handles import (
     HANDLE_TAG,
     KEEPER_NAME,
