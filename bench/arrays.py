@@ -124,7 +124,7 @@ async def main() -> None:
     print(f"  BEAM term_to_binary(8 MiB binary)    {med['t2b'] / 1000:8.2f} ms")
     print("Python heap allocated while one send is encoded and written (tracemalloc peak):")
     print(f"  numpy array {alloc_array / 1024:10.1f} KiB")
-    print(f"  bytes       {alloc_bytes / 1024:10.1f} KiB   ({alloc_bytes / SIZE:.2f} copies of 8 MiB)")
+    print(f"  bytes       {alloc_bytes / 1024:10.1f} KiB   ({alloc_bytes / SIZE:.2f}x the payload at the peak)")
 
 
 if __name__ == "__main__":
