@@ -189,3 +189,13 @@ def test_encoding_8_mib_allocates_no_copy_of_the_array() -> None:
     finally:
         tracemalloc.stop()
     assert copied_peak > arr.nbytes  # what the copying path costs, for contrast
+
+
+def test_numpy_scalars_become_numbers_and_buffer_objects_binaries() -> None:
+    conn = sender()
+    chunks = encode_chunks(lambda m: conn.encode_send(TO, m, FROM),
+                           (np.float64(1.5), np.int32(-3), np.bool_(True)))
+    assert chunks is not None and receive(chunks).message == (1.5, -3, True)
+    grid = array.array("h", range(6))  # a buffer object: its bytes, as a binary
+    chunks = encode_chunks(lambda m: conn.encode_send(TO, m, FROM), [grid])
+    assert chunks is not None and receive(chunks).message == [grid.tobytes()]

@@ -157,3 +157,19 @@ async def test_nodedown_of_the_holders_node_frees_its_handles(app: BeamNode, pyt
     h = await ev(app, run_in("h_down", "fun(H) -> H end"))
     assert await ev(app, run_in("h_down", predict(node.name, 1.0))) == (ERROR, (Atom("stale_handle"), h))
     await ev(app, "h_down ! stop")
+
+
+def test_the_elixir_helpers_have_docs_in_iex() -> None:
+    import shutil
+    import subprocess
+
+    elixir = shutil.which("elixir")
+    assert elixir, "Elixir is part of the test set-up (make deps)"
+    out = subprocess.run([elixir, "-pa", str(rebar3_ebin()), "-e",
+                          "import IEx.Helpers; h BeamBridge.release/1; h BeamBridge.acquire/1; h :beam_bridge.release/1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for text in ("Release a Python object handle held by the calling process",
+                 "Keep a Python object handle alive from the calling process",
+                 "Drop the calling process's hold on a handle"):
+        assert text in out.stdout, f"{text!r} not in:\n{out.stdout}"
