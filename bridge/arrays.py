@@ -41,9 +41,9 @@ bytes go from its own memory to the socket, never copied into an encoded
 ``bytes``. An array becomes the ``'$nd'`` term, any other buffer a binary. In the
 same message, ``bytes``/``memoryview`` values of at least
 :data:`ZERO_COPY_THRESHOLD` bytes are written the same way. The memory is read
-when the socket takes it: do not modify the array until the send is on the wire
-(:meth:`bridge.Node.drain`-style waits: ``await node.send`` returns once the
-connection is not busy).
+when the socket takes it, and what the socket does not take at once stays queued
+as a view (Python 3.12+): do not modify the array until it is on the wire, or
+send ``arr.copy()``. See docs/arrays.md.
 
 Receiving
 ---------

@@ -162,11 +162,14 @@ class HandleTable:
 
     # -- the Python API -------------------------------------------------------------
 
-    def new(self, obj: Any, holder: Any, *, on_free: Callable[[Any], None] | None = None) -> tuple[Atom, Reference, bytes]:
+    def new(
+        self, obj: Any, holder: Any, *, on_free: Callable[[Any], None] | None = None
+    ) -> tuple[Atom, Reference, bytes]:
         """Keep ``obj`` and return its handle term, held (monitored) by ``holder``: a
         pid, or the ``from_`` of the call whose reply will carry the handle.
         ``on_free(obj)`` runs on the loop when the object is dropped."""
-        return self._runtime.call_on_loop(self._new, obj, _holder_pid(holder), on_free)  # type: ignore[no-any-return]
+        term = self._runtime.call_on_loop(self._new, obj, _holder_pid(holder), on_free)
+        return term  # type: ignore[no-any-return]
 
     def resolve(self, term: Any) -> Any:
         """The object of a handle; raises :class:`StaleHandle` if it was freed and
@@ -213,7 +216,9 @@ class HandleTable:
 
     # -- on the loop ----------------------------------------------------------------
 
-    def _new(self, obj: Any, holder: Pid, on_free: Callable[[Any], None] | None) -> tuple[Atom, Reference, bytes]:
+    def _new(
+        self, obj: Any, holder: Pid, on_free: Callable[[Any], None] | None
+    ) -> tuple[Atom, Reference, bytes]:
         if self._closed:
             raise ActorError("the runtime is stopping: no new handles")
         self._ensure_keeper()
@@ -293,8 +298,10 @@ class HandleTable:
                     self._free(ref)
 
     def _ensure_keeper(self) -> None:
-        if self._keeper is not None and self._keeper.alive:
-            return
+        if self._keeper is not None:
+            if self._keeper.alive:
+                return
+            self._keeper_gone()  # killed, and its task not finished yet: same as finished
         rt = self._runtime
         pid = rt.spawn(_keeper_main, self)
         proc = rt.process(pid)
