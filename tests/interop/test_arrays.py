@@ -91,3 +91,13 @@ async def test_a_beam_binary_comes_back_as_a_numpy_view(beam: BeamNode, python: 
     got = await ev(beam, "D = << <<X:64/signed-little>> || X <- [-1, 7] >>, "
                          f"gen_server:call({{py_arrays, {q(python.name)}}}, {{take, {{'$nd', {{s, 64}}, {{2}}, D}}}})")
     assert got == (b"<i8", [2], [-1, 7], True)
+
+
+async def test_an_array_sent_before_the_connection_exists(beam: BeamNode, epmd: Any) -> None:
+    """The send is queued while the node dials (auto-connect), then written as chunks."""
+    await ev(beam, "catch unregister(arrays_early), register(arrays_early, self())")
+    async with py_node(epmd.port) as fresh:
+        assert beam.name not in fresh.nodes()
+        fresh.runtime.send(("arrays_early", beam.name), (Atom("early"), np.arange(5, dtype=np.uint8)))
+        got = await ev(beam, "receive {early, {'$nd', {u, 8}, {5}, D}} -> binary_to_list(D) after 10000 -> none end")
+    assert got == [0, 1, 2, 3, 4]
