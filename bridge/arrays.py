@@ -215,9 +215,9 @@ class _Buffers:
         if t is dict:
             return {self.swap(k): self.swap(v) for k, v in x.items()}
         if t is bytes or t is memoryview or t is bytearray:
-            if len(x) >= ZERO_COPY_THRESHOLD:
-                view = memoryview(x)
-                return self.placeholder(view if view.c_contiguous else memoryview(view.tobytes()))
+            view = memoryview(x)
+            if view.nbytes >= ZERO_COPY_THRESHOLD:
+                return self.placeholder(_flat(view))
             return x
         if t is str or t is int or t is float or t is Atom:
             return x
@@ -233,9 +233,15 @@ class _Buffers:
             view = memoryview(x)
         except TypeError:
             return x  # not a buffer: the codec will say what it is
-        if not view.c_contiguous:
-            view = memoryview(view.tobytes())
-        return self.placeholder(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+        return self.placeholder(_flat(view))
+
+
+def _flat(view: memoryview) -> memoryview:
+    """The bytes of a buffer as a flat byte view: the same memory when contiguous,
+    else one copy."""
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def encode_chunks(encode_frame: Callable[[Any], bytes], message: Any) -> list[bytes | memoryview] | None:

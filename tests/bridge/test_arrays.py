@@ -199,3 +199,14 @@ def test_numpy_scalars_become_numbers_and_buffer_objects_binaries() -> None:
     grid = array.array("h", range(6))  # a buffer object: its bytes, as a binary
     chunks = encode_chunks(lambda m: conn.encode_send(TO, m, FROM), [grid])
     assert chunks is not None and receive(chunks).message == [grid.tobytes()]
+
+
+def test_large_typed_memoryviews_are_written_by_their_bytes() -> None:
+    doubles = array.array("d", range(ZERO_COPY_THRESHOLD // 8))
+    conn = sender(fragment_size=1 << 30)
+    for value in (memoryview(doubles), memoryview(doubles)[::2]):  # contiguous, then strided
+        trigger = array.array("b", [1])  # a buffer object: the message takes the chunked path
+        chunks = encode_chunks(lambda m: conn.encode_send(TO, m, FROM), (trigger, value))
+        assert chunks is not None
+        got = receive(chunks).message[1]
+        assert got == value.tobytes()

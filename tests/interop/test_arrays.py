@@ -53,6 +53,12 @@ async def python(epmd: Any) -> AsyncIterator[Node]:
         yield node
 
 
+def register_shell(name: str) -> str:
+    """Register the BEAM's evaluating process as ``name`` (dropping a name it has)."""
+    return (f"[unregister(N) || {{registered_name, N}} <- [process_info(self(), registered_name)]], "
+            f"catch unregister({name}), register({name}, self())")
+
+
 def decode_on_beam(nx_type: tuple[Atom, int]) -> str:
     """An Erlang fun turning a '$nd' term into {Type, Shape, [Values]} with bit syntax."""
     return (f"fun({{'$nd', T, S, D}}) -> {{T, S, [X || <<{BITS[nx_type]}>> <= D]}} end")
@@ -76,7 +82,7 @@ async def test_a_send_of_8_mib_arrives_whole(beam: BeamNode, python: Node) -> No
     got = await ev(beam, f"{{'$nd', {{f, 64}}, {{N}}, D}} = gen_server:call({{py_arrays, {q(python.name)}}}, "
                          f"{{big, {n}}}), {{N, byte_size(D), lists:sum([X || <<X:64/float-little>> <= D])}}")
     assert got == (n, 8 * n, float(n * (n - 1) // 2))
-    await ev(beam, "catch unregister(arrays_inbox), register(arrays_inbox, self())")
+    await ev(beam, register_shell("arrays_inbox"))
     big = np.arange(n, dtype=np.int64).reshape(1024, 1024)
     await python.send(("arrays_inbox", beam.name), (Atom("frame"), big, b"tail"))
     got = await ev(beam, "receive {frame, {'$nd', {s, 64}, {R, C}, D}, Tail} -> "
@@ -95,7 +101,7 @@ async def test_a_beam_binary_comes_back_as_a_numpy_view(beam: BeamNode, python: 
 
 async def test_an_array_sent_before_the_connection_exists(beam: BeamNode, epmd: Any) -> None:
     """The send is queued while the node dials (auto-connect), then written as chunks."""
-    await ev(beam, "catch unregister(arrays_early), register(arrays_early, self())")
+    await ev(beam, register_shell("arrays_early"))
     async with py_node(epmd.port) as fresh:
         assert beam.name not in fresh.nodes()
         fresh.runtime.send(("arrays_early", beam.name), (Atom("early"), np.arange(5, dtype=np.uint8)))
