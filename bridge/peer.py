@@ -43,7 +43,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.errors import DecodeError, ProtocolError
@@ -283,22 +283,44 @@ class PeerConnection:
 
     def _flush(self) -> None:
         with self._write_lock:
-            out = self._out
-            if not out:
-                return
-            frames = len(out)
-            data = out[0] if frames == 1 else b"".join(out)
-            out.clear()
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        out = self._out
+        if not out:
+            return
+        frames = len(out)
+        data = out[0] if frames == 1 else b"".join(out)
+        out.clear()
+        if not self.open:
+            return
+        self.transport.write(data)
+        self._written_total += len(data)
+        self._note_buffered(frames)
+
+    def _note_buffered(self, frames: int) -> None:
+        buffered = self.transport.get_write_buffer_size()
+        self._buffered_at_last_look = buffered
+        if buffered:
+            self._batches.append((self._written_total, frames))
+        elif self._batches:
+            self._batches.clear()
+
+    def write_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Write one message given as chunks (:mod:`bridge.arrays`): after the frames
+        queued this iteration, each chunk handed to the transport as it is, never
+        joined, so a view of an array's memory reaches the socket without a copy."""
+        if not self.open:
+            return
+        with self._write_lock:
+            self._flush_locked()
             if not self.open:
                 return
-            self.transport.write(data)
-            self._written_total += len(data)
-            buffered = self.transport.get_write_buffer_size()
-            self._buffered_at_last_look = buffered
-            if buffered:
-                self._batches.append((self._written_total, frames))
-            elif self._batches:
-                self._batches.clear()
+            for chunk in chunks:
+                self.transport.write(chunk)
+                self._written_total += len(chunk)
+            self._wrote = True
+            self._note_buffered(1)
 
     def tick_from_thread(self) -> bool:
         """Write a tick from another thread while the loop is held (the tick guard).

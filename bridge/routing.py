@@ -20,6 +20,8 @@ from dist_proto import control as c
 from dist_proto.flags import DFlag
 from dist_proto.terms import Atom, Pid, Reference
 
+from .arrays import encode_or_write, write_chunked
+
 if TYPE_CHECKING:
     from python_actors import Runtime
 
@@ -78,23 +80,35 @@ class NodeRouter:
         if type(to) is Pid:
             peer = peers.get(to.node)
             if peer is not None and peer.open:
-                peer.write(peer.conn.encode_send(to, message, from_pid))
+                try:
+                    peer.write(peer.conn.encode_send(to, message, from_pid))
+                except TypeError:  # an array or buffer object: written as chunks, or re-raised
+                    conn = peer.conn
+                    if not write_chunked(peer, lambda m: conn.encode_send(to, m, from_pid), message):
+                        raise
             else:
-                self._emit(to.node, lambda p: p.conn.encode_send(to, message, from_pid))
+                self._emit(to.node, lambda p: encode_or_write(
+                    p, lambda m: p.conn.encode_send(to, m, from_pid), message))
             return
         name, node = to
         peer = peers.get(node)
         if peer is not None and peer.open:
-            peer.write(peer.conn.encode_reg_send(from_pid, name, message))
+            try:
+                peer.write(peer.conn.encode_reg_send(from_pid, name, message))
+            except TypeError:
+                conn = peer.conn
+                if not write_chunked(peer, lambda m: conn.encode_reg_send(from_pid, name, m), message):
+                    raise
         else:
-            self._emit(node, lambda p: p.conn.encode_reg_send(from_pid, name, message))
+            self._emit(node, lambda p: encode_or_write(
+                p, lambda m: p.conn.encode_reg_send(from_pid, name, m), message))
 
     def send_alias(self, from_pid: Pid, alias: Reference, message: Any) -> None:
         """ALIAS_SEND; dropped when the peer did not negotiate ALIAS (BEAM does the same)."""
 
         def make(p: PeerConnection) -> bytes | None:
             if p.flags & DFlag.ALIAS:
-                return p.conn.encode_alias_send(from_pid, alias, message)
+                return encode_or_write(p, lambda m: p.conn.encode_alias_send(from_pid, alias, m), message)
             return None
 
         self._emit(alias.node, make)

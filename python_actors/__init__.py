@@ -44,6 +44,7 @@ from .gen_server import (
     reply,
     stop,
 )
+from .handles import HandleTable, StaleHandle, catch_stale_handles, handle_table
 from .hot_upgrade import UpgradeError, upgrade_module
 from .mailbox import ANY, pattern
 from .placement import call_blocking, run_blocking
@@ -74,6 +75,7 @@ __all__ = [
     "DynamicSupervisor",
     "Exit",
     "GenServer",
+    "HandleTable",
     "Inbound",
     "LocalRouter",
     "NoReply",
@@ -91,13 +93,16 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorSpec",
+    "StaleHandle",
     "SysError",
     "UpgradeError",
     "call",
     "call_blocking",
+    "catch_stale_handles",
     "cast",
     "child_spec",
     "current_process",
+    "handle_table",
     "is_clean_exit",
     "pattern",
     "reason_of",

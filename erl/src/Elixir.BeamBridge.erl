@@ -21,6 +21,7 @@
 -module('Elixir.BeamBridge').
 
 -export([call/2, call/3, cast/2, rpc/4, rpc/5, ping/1, child_spec/1, start_link/1]).
+-export([acquire/1, release/1, 'handle?'/1, handle_count/1]).
 
 -type server() :: pid() | atom() | {atom(), node()} | {global, term()} | {via, module(), term()}.
 -export_type([server/0]).
@@ -83,3 +84,35 @@ child_spec(Opts) ->
 -spec start_link([{atom(), term()}] | map()) -> {ok, pid()} | ignore | {error, term()}.
 start_link(Opts) ->
     'Elixir.PyChild':start_link(Opts).
+
+%% @doc Keep a Python object handle alive from the calling process (an Elixir
+%% process other than the caller the handle was made for). A handle is the tuple
+%% `{:"$py_handle", ref, type_name}'; see {@link release/1}. Returns `:ok' or
+%% `{:error, {:stale_handle, handle}}'.
+-spec acquire(beam_bridge:handle()) -> ok | {error, term()}.
+acquire(Handle) ->
+    beam_bridge:acquire(Handle).
+
+%% @doc Release a Python object handle held by the calling process; the object is
+%% freed on the Python node when no process holds it any more (a holder that dies
+%% releases it too). Returns `:ok', `{:error, :not_holder}' or
+%% `{:error, {:stale_handle, handle}}'.
+%%
+%% ```
+%% {:ok, model} = BeamBridge.call({:py_models, py}, {:fit, xs, ys, 2})
+%% y = BeamBridge.call({:py_models, py}, {:predict, model, 1.5})
+%% :ok = BeamBridge.release(model)
+%% '''
+-spec release(beam_bridge:handle()) -> ok | {error, term()}.
+release(Handle) ->
+    beam_bridge:release(Handle).
+
+%% @doc Whether a term is a Python object handle `{:"$py_handle", ref, type_name}'.
+-spec 'handle?'(term()) -> boolean().
+'handle?'(Term) ->
+    beam_bridge:is_handle(Term).
+
+%% @doc The number of live handles on a Python node.
+-spec handle_count(node()) -> non_neg_integer().
+handle_count(Node) ->
+    beam_bridge:handle_count(Node).

@@ -37,10 +37,19 @@
 
 -export([start_link/3, start_link/4, start/3, start/4, child_spec/1, actor/1]).
 -export([bridge_child/5, spawn_actor/4]).
+-export([acquire/1, release/1, handle_count/1, is_handle/1]).
 
 -type start_opts() :: #{timeout => timeout(), connect_wait => non_neg_integer(),
                         link => boolean(), proxy => boolean()}.
 -export_type([start_opts/0]).
+
+-type handle() :: {'$py_handle', reference(), binary()}.
+%% A Python object held by a Python node: `{'$py_handle', Ref, TypeName}', where `Ref'
+%% was made by that node (`node(Ref)') and `TypeName' is the object's Python class
+%% (`<<"numpy.poly1d">>'). See {@link release/1}.
+-export_type([handle/0]).
+
+-define(HANDLES, beam_bridge_handles).
 
 -define(DEFAULT_TIMEOUT, 5000).
 
@@ -207,3 +216,46 @@ bridge_loop(Parent, Child) ->
         _Other ->
             bridge_loop(Parent, Child)
     end.
+
+%% @doc Take a hold on a handle for the calling process: the Python object stays
+%% alive at least until this process dies or calls {@link release/1}. A handle is held
+%% from the start by the process it was made for (the caller of the call whose reply
+%% carried it); acquire it from any other process that keeps it. Returns `ok', or
+%% `{error, {stale_handle, Handle}}' when the object was already freed.
+-spec acquire(handle()) -> ok | {error, {stale_handle, handle()} | {not_a_handle, term()}}.
+acquire(Handle) ->
+    handles_call(Handle, {acquire, Handle}).
+
+%% @doc Drop the calling process's hold on a handle; the Python object is freed
+%% when its last holder releases it or dies (a holder's node going down counts as its
+%% death). Returns `ok', `{error, not_holder}' when the caller does not hold it, or
+%% `{error, {stale_handle, Handle}}' when it was already freed.
+%%
+%% ```
+%% {ok, H} = gen_server:call({models, 'py@127.0.0.1'}, {fit, Xs, Ys, 2}),
+%% Y = gen_server:call({models, 'py@127.0.0.1'}, {predict, H, 2.0}),
+%% ok = beam_bridge:release(H).
+%% '''
+-spec release(handle()) -> ok | {error, not_holder | {stale_handle, handle()} | {not_a_handle, term()}}.
+release(Handle) ->
+    handles_call(Handle, {release, Handle}).
+
+%% @doc The number of live handles on a Python node (0 before its first handle).
+-spec handle_count(node()) -> non_neg_integer().
+handle_count(Node) when is_atom(Node) ->
+    try gen_server:call({?HANDLES, Node}, count)
+    catch exit:{noproc, _} -> 0
+    end.
+
+%% @doc Whether `Term' has the shape of a handle.
+-spec is_handle(term()) -> boolean().
+is_handle({'$py_handle', Ref, Type}) when is_reference(Ref), is_binary(Type) -> true;
+is_handle(_) -> false.
+
+handles_call({'$py_handle', Ref, Type} = Handle, Request) when is_reference(Ref), is_binary(Type) ->
+    %% No handle table on that node (it made no handle since it started): stale.
+    try gen_server:call({?HANDLES, node(Ref)}, Request)
+    catch exit:{noproc, _} -> {error, {stale_handle, Handle}}
+    end;
+handles_call(Other, _Request) ->
+    {error, {not_a_handle, Other}}.

@@ -210,3 +210,16 @@ def test_blocking_code_and_kill() -> None:
     immediate and the stuck call exits ``killed``. No BEAM node needed."""
     out = run([sys.executable, "examples/blocking/blocking.py"], dict(os.environ), timeout=60)
     assert_lines(out, "499500", "False", "killed")
+
+
+def test_a_model_handle_used_from_elixir(epmd_env: dict[str, str]) -> None:
+    """examples/handles: Elixir fits a numpy model in Python, predicts with its handle,
+    reads a numpy array reply with bit syntax, releases the handle."""
+    with running([sys.executable, "examples/handles/models.py"], epmd_env, ready=f"{PY} is up"):
+        out = run([elixir(), "--name", APP, "--cookie", "secret", "-pa", str(rebar3_ebin()),
+                   "examples/handles/predict.exs", PY], epmd_env)
+    assert_lines(out, f"handle from {PY}: a numpy.polynomial.polynomial.Polynomial",
+                 "1000 predictions, f(10.0) = 201.0",
+                 "predict_many: type {:f, 64}, shape {3}, values [1.0, 3.0, 9.0]",
+                 f"handles on {PY}: 1", f"released; handles on {PY}: 0",
+                 "predict after release: {:error, {:stale_handle, handle}}")
