@@ -17,6 +17,7 @@ import pytest
 
 from tests.beam import REPO_ROOT, Runtime
 from tests.beam import runtime as find_runtime
+from tests.interop.erl_build import rebar3_ebin
 from tests.interop.test_examples import APP, Running, elixir, run, running
 from tests.tls_certs import make_pki, ssl_code_path, write_optfile
 
@@ -131,3 +132,19 @@ def test_quick_start_10_global_names(epmd_env: dict[str, str], tmp_path: Path, o
     with running(beam_app(rt, epmd_env), rt.environ(epmd_env), ready="app up", cwd=tmp_path):
         out = run([sys.executable, str(script(tmp_path, program))], epmd_env, cwd=tmp_path)
     assert out.splitlines() == ["hi", "True"]
+
+
+def test_quick_start_11_handles_and_arrays(epmd_env: dict[str, str], tmp_path: Path) -> None:
+    heading = "11. Python objects and numpy arrays"
+    (program,) = blocks(heading, "python")
+    (elixir_side,) = blocks(heading, "elixir")
+    wait = ('Enum.find_value(1..500, fn _ -> is_pid(try do :erpc.call(:"py@127.0.0.1", :erlang, :whereis, '
+            '[:py_models]) catch _, _ -> nil end) || (Process.sleep(20); nil) end)\n')
+    exs = script(tmp_path, wait + elixir_side, "models.exs")
+    python = Running([sys.executable, str(script(tmp_path, program))], epmd_env, cwd=tmp_path)
+    try:
+        out = run([elixir(), "--name", APP, "--cookie", "secret", "-pa", str(rebar3_ebin()), str(exs)],
+                  epmd_env, cwd=tmp_path)
+    finally:
+        python.stop()
+    assert out.splitlines() == ["[201.0, 1.5]"], out
