@@ -74,6 +74,7 @@ from .errors import (
     is_clean_exit,
     reason_of,
 )
+from .inline_call import NOT_YET, ready_server, run_inline
 from .placement import AUTO, PLACEMENTS, THREAD, drains_in_thread, off_loop_callbacks
 from .process import DETACHED, IDLE, RUNNING, Process, _current, _maybe_current
 from .threads import ActorThreads, Killed
@@ -495,6 +496,27 @@ class GenServer:
             return self._in_thread(fn, *args)
         return fn(*args)
 
+    def _inline_ready(self) -> bool:
+        """Whether a local caller on the loop may run this idle server's ``handle_call``
+        at once (python_actors.inline_call): it runs on the loop, is a plain function,
+        and no ``sys`` suspension, debug hook or stop is in the way."""
+        if (
+            self._sys is not None
+            or self._done
+            or self._drain
+            or self._front is not None
+            or "handle_call" in self._off
+        ):
+            return False
+        cls = type(self)
+        capable: bool | None = cls.__dict__.get("_inline_capable_")
+        if capable is None:
+            capable = cls._handle is GenServer._handle and not inspect.iscoroutinefunction(
+                cls.handle_call
+            )
+            type.__setattr__(cls, "_inline_capable_", capable)
+        return capable
+
     # -- a synchronous server's messages, run on a thread in batches ---------------------
 
     def _start_batch(self, first: Any) -> Any:
@@ -779,6 +801,7 @@ async def _call(
         raise CallError(_CALLING_SELF, server, request, wire_timeout)
     local = type(target) is Pid and rt.is_local(target)
     node = target.node if type(target) is Pid else _as_node(target)
+    server_now = ready_server(rt, proc, target, timeout) if local and label is GEN_CALL else None
     mref = rt._monitor(proc, target)
     aliased = local or _supports_alias(rt, node)
     tag: Any = mref
@@ -797,11 +820,17 @@ async def _call(
 
     msg: Any = _NOREPLY
     try:
-        try:
-            rt._send(target, (label, (proc.pid, tag), request), proc.pid)
-        except BadArg:
-            pass
-        msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
+        if server_now is not None:  # ready: its handler runs now (inline_call.py)
+            msg = run_inline(rt, proc, server_now, (label, (proc.pid, tag), request), match)
+            if msg is NOT_YET:
+                msg = _NOREPLY
+        else:
+            try:
+                rt._send(target, (label, (proc.pid, tag), request), proc.pid)
+            except BadArg:
+                pass
+        if msg is _NOREPLY:
+            msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
     finally:
         if aliased:
             rt._aliases.pop(mref, None)
