@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from bridge import Node  # noqa: E402
 from dist_proto import Atom  # noqa: E402
+from python_actors import GenServer, Reply  # noqa: E402
 from python_actors import call as gen_call  # noqa: E402
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, runtime  # noqa: E402
 
@@ -509,11 +510,27 @@ async def _python_on_loop(a: BeamNode, b: BeamNode, epmd_port: int, scale: float
             raise SystemExit("the Python node cannot reach B")
         bench = Bench(a, b, node, None, scale, None)
         out["call"] = (await bench.py_call(calls))[0]
+        for placement in ("auto", "loop"):  # B calls a Python GenServer
+            name = f"py_echo_{placement}"
+            await _echo_class(placement).start(runtime=node.runtime, name=name)
+            expr = f"bench_dist:call_latency({{{name}, {q(node.name)}}}, ping, {calls})"
+            out[f"served_{placement}"] = (await asyncio.to_thread(b.eval_term, expr, 300))[0] / 1000
         out["recv1"] = await bench.py_recv("small", 1)
         out["recv8"] = await bench.py_recv("small", 8)
     finally:
         await node.stop()
     return out
+
+
+def _echo_class(placement: str) -> type:
+    """A Python gen_server answering every call with its request (bench_dist's server)."""
+
+    class Echo(GenServer):
+        def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+            return Reply(request, state)
+
+    Echo.placement = placement
+    return Echo
 
 
 def floors(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None, epmd_port: int,
@@ -522,6 +539,7 @@ def floors(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None
     size = args.echo_size
     loops = _loops()
     ref = Bench(a, b, None, java, scale, None)
+    a.eval("bench_dist:start_server(bench_srv_a)")
     rows: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:
@@ -536,6 +554,8 @@ def floors(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None
                 add(f"{k}_{name}", v)
         with asyncio.Runner() as runner:
             add("call_beam", runner.run(ref.beam_call(calls))[0])
+            add("served_beam", b.eval_term(
+                f"bench_dist:call_latency({{bench_srv_a, {q(a.name)}}}, ping, {calls})", 300)[0] / 1000)
             add("recv1_beam", runner.run(ref.beam_oneway("small", 1)))
             add("recv8_beam", runner.run(ref.beam_oneway("small", 8)))
             if java is not None:
@@ -557,6 +577,15 @@ def floors(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None
         v = m(key)
         fl = m(floor) if floor else None
         print(f"{label:34} {_fmt_us(v):>10} {_fmt_ratio(beam, v):>8} {_fmt_ratio(v, fl):>20}")
+    served = m("served_beam")
+    print(f"{'gen:call p50, B calls X':34} {'p50':>10} {'BEAM/X':>8}")
+    for label, key in (("BEAM <-> BEAM", "served_beam"),
+                       ("Python GenServer auto, asyncio", "served_auto_asyncio"),
+                       ("Python GenServer loop, asyncio", "served_loop_asyncio"),
+                       ("Python GenServer auto, uvloop", "served_auto_uvloop"),
+                       ("Python GenServer loop, uvloop", "served_loop_uvloop")):
+        v = m(key)
+        print(f"{label:34} {_fmt_us(v):>10} {_fmt_ratio(served, v):>8}")
     print(f"{'one-way B -> X, {seq, N}':34} {'1 sender':>10} {'ratio':>8} {'8 senders':>10} {'ratio':>8}")
     r1, r8 = m("recv1_beam"), m("recv8_beam")
     for label, suffix in (("BEAM <-> BEAM", "beam"), ("Python, asyncio", "asyncio"),

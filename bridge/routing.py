@@ -30,7 +30,9 @@ __all__ = ["NodeRouter"]
 
 log = logging.getLogger("bridge.routing")
 
-_MONITOR_FLAGS = DFlag.DIST_MONITOR | DFlag.DIST_MONITOR_NAME
+# plain ints: a peer's flags are an int, and ``int & IntFlag`` runs enum code in Python
+_MONITOR_FLAGS = int(DFlag.DIST_MONITOR | DFlag.DIST_MONITOR_NAME)
+_ALIAS = int(DFlag.ALIAS)
 _NOPROC = Atom("noproc")
 _PYTHON_EXCEPTION = Atom("python_exception")
 
@@ -78,22 +80,28 @@ class NodeRouter:
         if type(to) is Pid:
             peer = peers.get(to.node)
             if peer is not None and peer.open:
-                peer.write(peer.conn.encode_send(to, message, from_pid))
+                peer.write(peer.conn.encode_send(to, message, from_pid), now=True)
             else:
                 self._emit(to.node, lambda p: p.conn.encode_send(to, message, from_pid))
             return
         name, node = to
         peer = peers.get(node)
         if peer is not None and peer.open:
-            peer.write(peer.conn.encode_reg_send(from_pid, name, message))
+            peer.write(peer.conn.encode_reg_send(from_pid, name, message), now=True)
         else:
             self._emit(node, lambda p: p.conn.encode_reg_send(from_pid, name, message))
 
     def send_alias(self, from_pid: Pid, alias: Reference, message: Any) -> None:
-        """ALIAS_SEND; dropped when the peer did not negotiate ALIAS (BEAM does the same)."""
+        """ALIAS_SEND; dropped when the peer did not negotiate ALIAS (BEAM does the same).
+        The hot path of a reply to a BEAM caller: encoded and written at once."""
+        peer = self._node._peers.get(alias.node)
+        if peer is not None and peer.open:
+            if peer.flags & _ALIAS:
+                peer.write(peer.conn.encode_alias_send(from_pid, alias, message), now=True)
+            return
 
         def make(p: PeerConnection) -> bytes | None:
-            if p.flags & DFlag.ALIAS:
+            if p.flags & _ALIAS:
                 return p.conn.encode_alias_send(from_pid, alias, message)
             return None
 
@@ -159,7 +167,7 @@ class NodeRouter:
     def supports_alias(self, node: Atom) -> bool:
         """Whether ``node`` is connected with ALIAS negotiated (OTP 24+ peers)."""
         peer = self._node._peers.get(node)
-        return peer is not None and peer.open and bool(peer.flags & DFlag.ALIAS)
+        return peer is not None and peer.open and bool(peer.flags & _ALIAS)
 
     # -- inbound --------------------------------------------------------------------
 
