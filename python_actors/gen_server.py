@@ -388,14 +388,26 @@ class GenServer:
                 done.set_result(value)
 
         rt._start_task(proc, run_init())
-        death = loop.create_task(rt.join(proc.pid))
+        # the first of: init done, the process ended, the timeout (no extra task)
+        death = rt.exit_future(proc.pid)
+        first: asyncio.Future[None] = loop.create_future()
+
+        def settle(_: Any = None) -> None:
+            if not first.done():
+                first.set_result(None)
+
+        done.add_done_callback(settle)
+        death.add_done_callback(settle)
+        timer = None if timeout is None else loop.call_later(timeout, settle)
         try:
-            finished, _ = await asyncio.wait(
-                {done, death}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await first
         finally:
-            death.cancel()
-        if done in finished:
+            if timer is not None:
+                timer.cancel()
+            done.remove_done_callback(settle)
+            if not death.done():
+                rt.forget_exit_future(proc.pid, death)
+        if done.done():
             return done.result()
         if proc.alive:  # timed out
             rt._exit_process(proc, KILLED)

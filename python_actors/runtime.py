@@ -323,12 +323,29 @@ class Runtime(InboundMixin):
     async def join(self, pid: Pid, timeout: float | None = None) -> Any:
         """Wait until local ``pid`` has ended and return its exit reason (``noproc`` if
         it was already gone). Does not create a monitor; for tests and shutdown."""
-        p = self.process(pid)
-        if p is None:
-            return NOPROC
-        fut: asyncio.Future[Any] = self._loop_().create_future()
-        self._joiners.setdefault(_key(pid), []).append(fut)
+        fut = self.exit_future(pid)
+        if fut.done():
+            return fut.result()
         return await asyncio.wait_for(fut, timeout)
+
+    def exit_future(self, pid: Pid) -> asyncio.Future[Any]:
+        """A future set to local ``pid``'s exit reason when it ends (already set to
+        ``noproc`` if it is gone); no monitor, no task. :meth:`forget_exit_future`
+        drops one no longer wanted."""
+        fut: asyncio.Future[Any] = self._loop_().create_future()
+        if self.process(pid) is None:
+            fut.set_result(NOPROC)
+        else:
+            self._joiners.setdefault(_key(pid), []).append(fut)
+        return fut
+
+    def forget_exit_future(self, pid: Pid, fut: asyncio.Future[Any]) -> None:
+        """Drop a future of :meth:`exit_future` (its process still runs)."""
+        waiting = self._joiners.get(_key(pid))
+        if waiting is not None and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self._joiners[_key(pid)]
 
     # -- registry -------------------------------------------------------------------
 
