@@ -400,9 +400,11 @@ class PeerConnection:
         self._out.clear()
 
     def send(self, control: Control) -> None:
-        """Encode and write one control message (with its payload)."""
+        """Encode and write one control message (with its payload). Used for answers
+        the peer waits on (SPAWN_REPLY, an immediate MONITOR_P_EXIT): written at once
+        like a message (see :meth:`write`)."""
         if self.open:
-            self.write(self.conn.send(control))
+            self.write(self.conn.send(control), now=True)
 
     def write_buffer_size(self) -> int:
         """Bytes written to this connection and not yet on the wire."""
