@@ -20,7 +20,14 @@ Workloads:
 * one-way throughput, X -> B and B -> X: ``{seq, N}``, 1 KiB and 64 KiB binaries,
   sent by one and by eight processes (threads for JInterface) to one registered
   receiver, which counts messages per second from its first message to its last;
-* ``gen:call`` round trip from X to an echo server on B (``gen:reply``), p50/p99.
+* ``gen:call`` round trip from X to an echo server on B (``gen:reply``), p50/p99;
+* floors (``--section floors``, also part of the default ``all``): the raw TCP round
+  trip of a 100-byte packet to an echo server on B (``gen_tcp``, ``nodelay``) from
+  a blocking socket, an asyncio protocol and a uvloop protocol, beside the
+  ``gen:call`` p50 of the Python node on asyncio and on uvloop (a fresh node per
+  loop and run), BEAM <-> BEAM and JInterface, and one-way B -> X with 1 and 8
+  senders on both loops. uvloop is ``pip install beam-bridge[fast]``; without it
+  its columns are ``-``.
 
 Every figure is the median of ``--runs`` runs; ratios are to BEAM <-> BEAM (for
 latency, BEAM's time divided by the peer's, so above 1 is faster). Not collected
@@ -34,6 +41,7 @@ import asyncio
 import cProfile
 import glob
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from bridge import Node  # noqa: E402
 from dist_proto import Atom  # noqa: E402
+from python_actors import GenServer, Reply  # noqa: E402
 from python_actors import call as gen_call  # noqa: E402
 from tests.beam import TEST_COOKIE, BeamNode, Epmd, runtime  # noqa: E402
 
@@ -197,7 +206,7 @@ class Bench:
             self._prof(True)
             blast = asyncio.create_task(asyncio.to_thread(
                 self.b.eval,
-                f"bench_dist:blast({{py_sink, {q(PY_NODE)}}}, {kind}, {n}, {senders})", 300,
+                f"bench_dist:blast({{py_sink, {q(self.node.name)}}}, {kind}, {n}, {senders})", 300,
             ))
             await receive()
             t0 = time.perf_counter()
@@ -283,7 +292,7 @@ def _fmt_ratio(x: float | None, ref: float | None) -> str:
     return f"{x / ref:.2f}x"
 
 
-async def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     rt = runtime(args.runtime)
     peers = set(args.peers.split(","))
     scale = 0.1 if args.quick else 1.0
@@ -311,24 +320,35 @@ async def run(args: argparse.Namespace) -> None:
                     java_why = str(exc)
             if java is None:
                 print(f"JInterface skipped: {java_why}")
-            node = None
-            if "python" in peers:
-                node = Node(PY_NODE, cookie=TEST_COOKIE, epmd_port=epmd.port)
-                await node.start()
-                if not await node.ping(b.name):
-                    raise SystemExit("the Python node cannot reach B")
-            profile = cProfile.Profile() if args.profile else None
-            bench = Bench(a, b, node, java, scale, profile)
             try:
-                await _table(bench, peers, args.runs, calls)
+                if args.section in ("all", "table"):
+                    asyncio.run(_table_section(args, a, b, java, epmd.port, scale, peers, calls))
+                if args.section in ("all", "floors"):
+                    echo_port = int(b.eval_term(_load_echo(b, tmp)))
+                    floors(args, a, b, java, epmd.port, scale, calls, echo_port)
             finally:
-                if node is not None:
-                    await node.stop()
                 if java is not None:
                     java.stop()
-            if profile is not None:
-                profile.dump_stats(args.profile)
-                print(f"profile of the Python node written to {args.profile}")
+
+
+async def _table_section(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None,
+                         epmd_port: int, scale: float, peers: set[str], calls: int) -> None:
+    node = None
+    if "python" in peers:
+        node = Node(PY_NODE, cookie=TEST_COOKIE, epmd_port=epmd_port)
+        await node.start()
+        if not await node.ping(b.name):
+            raise SystemExit("the Python node cannot reach B")
+    profile = cProfile.Profile() if args.profile else None
+    bench = Bench(a, b, node, java, scale, profile)
+    try:
+        await _table(bench, peers, args.runs, calls)
+    finally:
+        if node is not None:
+            await node.stop()
+    if profile is not None:
+        profile.dump_stats(args.profile)
+        print(f"profile of the Python node written to {args.profile}")
 
 
 async def _table(bench: Bench, peers: set[str], runs: int, calls: int) -> None:
@@ -376,6 +396,207 @@ async def _table(bench: Bench, peers: set[str], runs: int, calls: int) -> None:
     print("latency: microseconds per round trip; ratio = BEAM<->BEAM / peer (target >= 1.00 at p50)")
 
 
+# -- floors: the raw socket round trip beside the call path --------------------------------
+
+ECHO_SRC = r"""
+-module(bench_echo).
+-export([start/0]).
+%% A TCP echo on 127.0.0.1 (any port): one process per connection, nodelay.
+start() ->
+    Parent = self(),
+    spawn(fun() ->
+        {ok, L} = gen_tcp:listen(0, [binary, {packet, 0}, {active, false}, {reuseaddr, true},
+                                     {nodelay, true}, {ip, {127, 0, 0, 1}}]),
+        {ok, Port} = inet:port(L),
+        Parent ! {echo_port, Port},
+        accept(L)
+    end),
+    receive {echo_port, P} -> P end.
+accept(L) ->
+    {ok, S} = gen_tcp:accept(L),
+    Pid = spawn(fun() -> receive go -> echo(S) end end),
+    ok = gen_tcp:controlling_process(S, Pid),
+    Pid ! go,
+    accept(L).
+echo(S) ->
+    case gen_tcp:recv(S, 0) of
+        {ok, Data} -> ok = gen_tcp:send(S, Data), echo(S);
+        {error, _} -> gen_tcp:close(S)
+    end.
+"""
+
+
+def _load_echo(b: BeamNode, tmp: Path) -> str:
+    """Compile bench_echo into the ebin on B's code path; the expression that starts it."""
+    src = tmp / "bench_echo.erl"
+    src.write_text(ECHO_SRC)
+    subprocess.run([shutil.which("erlc") or "erlc", "-o", str(tmp / "ebin"), str(src)], check=True)
+    return "bench_echo:start()"
+
+
+def tcp_blocking(port: int, n: int, size: int) -> float:
+    """p50 µs of a ``size``-byte round trip to the echo, from a blocking socket."""
+    data = b"x" * size
+    clock = time.perf_counter_ns
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ts = []
+        for i in range(n + n // 10):
+            t0 = clock()
+            s.sendall(data)
+            got = 0
+            while got < size:
+                got += len(s.recv(65536))
+            if i >= n // 10:
+                ts.append(clock() - t0)
+    ts.sort()
+    return _pct(ts, 50) / 1000
+
+
+class _EchoClient(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.want = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.want -= len(data)
+        if self.want <= 0 and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def tcp_loop(port: int, n: int, size: int) -> float:
+    """p50 µs of the round trip from a protocol on the running loop (the floor of
+    anything built on that loop: one write, one wake-up per reply)."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_connection(_EchoClient, "127.0.0.1", port)
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = b"x" * size
+    clock = time.perf_counter_ns
+    ts = []
+    try:
+        for i in range(n + n // 10):
+            proto.want = size
+            proto.waiter = loop.create_future()
+            t0 = clock()
+            transport.write(data)
+            await proto.waiter
+            if i >= n // 10:
+                ts.append(clock() - t0)
+    finally:
+        transport.close()
+    ts.sort()
+    return _pct(ts, 50) / 1000
+
+
+def _loops() -> dict[str, Any]:
+    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+async def _python_on_loop(a: BeamNode, b: BeamNode, epmd_port: int, scale: float, calls: int,
+                          echo_port: int, size: int, loop_name: str) -> dict[str, float]:
+    """One run of the Python figures on the running loop, with a fresh node."""
+    out = {"tcp": await tcp_loop(echo_port, calls, size)}
+    node = Node(f"pybench_{loop_name}@127.0.0.1", cookie=TEST_COOKIE, epmd_port=epmd_port)
+    await node.start()
+    try:
+        if not await node.ping(b.name):
+            raise SystemExit("the Python node cannot reach B")
+        bench = Bench(a, b, node, None, scale, None)
+        out["call"] = (await bench.py_call(calls))[0]
+        for placement in ("auto", "loop"):  # B calls a Python GenServer
+            name = f"py_echo_{placement}"
+            await _echo_class(placement).start(runtime=node.runtime, name=name)
+            expr = f"bench_dist:call_latency({{{name}, {q(node.name)}}}, ping, {calls})"
+            out[f"served_{placement}"] = (await asyncio.to_thread(b.eval_term, expr, 300))[0] / 1000
+        out["recv1"] = await bench.py_recv("small", 1)
+        out["recv8"] = await bench.py_recv("small", 8)
+    finally:
+        await node.stop()
+    return out
+
+
+def _echo_class(placement: str) -> type:
+    """A Python gen_server answering every call with its request (bench_dist's server)."""
+
+    class Echo(GenServer):
+        def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+            return Reply(request, state)
+
+    Echo.placement = placement
+    return Echo
+
+
+def floors(args: argparse.Namespace, a: BeamNode, b: BeamNode, java: Java | None, epmd_port: int,
+           scale: float, calls: int, echo_port: int) -> None:
+    """The call path beside its floors, every figure from this run, medians of runs."""
+    size = args.echo_size
+    loops = _loops()
+    ref = Bench(a, b, None, java, scale, None)
+    a.eval("bench_dist:start_server(bench_srv_a)")
+    rows: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        rows.setdefault(key, []).append(value)
+
+    for _ in range(args.runs):  # interleaved, so drift in the machine's load hits all alike
+        add("tcp_blocking", tcp_blocking(echo_port, calls, size))
+        for name, factory in loops.items():
+            with asyncio.Runner(loop_factory=factory) as runner:
+                res = runner.run(_python_on_loop(a, b, epmd_port, scale, calls, echo_port, size, name))
+            for k, v in res.items():
+                add(f"{k}_{name}", v)
+        with asyncio.Runner() as runner:
+            add("call_beam", runner.run(ref.beam_call(calls))[0])
+            add("served_beam", b.eval_term(
+                f"bench_dist:call_latency({{bench_srv_a, {q(a.name)}}}, ping, {calls})", 300)[0] / 1000)
+            add("recv1_beam", runner.run(ref.beam_oneway("small", 1)))
+            add("recv8_beam", runner.run(ref.beam_oneway("small", 8)))
+            if java is not None:
+                add("call_java", runner.run(ref.java_call(calls))[0])
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    m = med.get
+    print(f"\nfloors (p50 µs per round trip, medians of {args.runs} runs, {calls} round trips each; "
+          f"loops: {', '.join(loops)})")
+    print(f"raw TCP, {size} B to a BEAM echo:  blocking {_fmt_us(m('tcp_blocking'))}  "
+          f"asyncio {_fmt_us(m('tcp_asyncio'))}  uvloop {_fmt_us(m('tcp_uvloop'))}")
+    beam = m("call_beam")
+    print(f"{'gen:call p50, X calls B':34} {'p50':>10} {'BEAM/X':>8} {'X/raw TCP same loop':>20}")
+    for label, key, floor in (
+        ("BEAM <-> BEAM", "call_beam", None),
+        ("Python, asyncio", "call_asyncio", "tcp_asyncio"),
+        ("Python, uvloop", "call_uvloop", "tcp_uvloop"),
+        ("JInterface", "call_java", "tcp_blocking"),
+    ):
+        v = m(key)
+        fl = m(floor) if floor else None
+        print(f"{label:34} {_fmt_us(v):>10} {_fmt_ratio(beam, v):>8} {_fmt_ratio(v, fl):>20}")
+    served = m("served_beam")
+    print(f"{'gen:call p50, B calls X':34} {'p50':>10} {'BEAM/X':>8}")
+    for label, key in (("BEAM <-> BEAM", "served_beam"),
+                       ("Python GenServer auto, asyncio", "served_auto_asyncio"),
+                       ("Python GenServer loop, asyncio", "served_loop_asyncio"),
+                       ("Python GenServer auto, uvloop", "served_auto_uvloop"),
+                       ("Python GenServer loop, uvloop", "served_loop_uvloop")):
+        v = m(key)
+        print(f"{label:34} {_fmt_us(v):>10} {_fmt_ratio(served, v):>8}")
+    print(f"{'one-way B -> X, {seq, N}':34} {'1 sender':>10} {'ratio':>8} {'8 senders':>10} {'ratio':>8}")
+    r1, r8 = m("recv1_beam"), m("recv8_beam")
+    for label, suffix in (("BEAM <-> BEAM", "beam"), ("Python, asyncio", "asyncio"),
+                          ("Python, uvloop", "uvloop")):
+        v1, v8 = m(f"recv1_{suffix}"), m(f"recv8_{suffix}")
+        print(f"{label:34} {_fmt_rate(v1):>10} {_fmt_ratio(v1, r1):>8} {_fmt_rate(v8):>10} "
+              f"{_fmt_ratio(v8, r8):>8}")
+    print("ratios: latency BEAM/X (1.00 = as fast as BEAM <-> BEAM; targets: asyncio >= 0.75, "
+          "uvloop >= 1.00); one-way X/BEAM (target >= 0.70); X/raw TCP = times the wire's cost")
+
+
 def _fmt_us(x: float | None) -> str:
     return "-" if x is None else f"{x:,.1f}us"
 
@@ -387,8 +608,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     ap.add_argument("--peers", default="beam,python,java", help="comma-separated: beam,python,java")
     ap.add_argument("--profile", metavar="FILE", help="cProfile the Python workloads into FILE")
+    ap.add_argument("--section", default="all", choices=["all", "table", "floors"],
+                    help="the throughput/latency table, the floors beside the call path, or both")
+    ap.add_argument("--echo-size", type=int, default=100, help="bytes per raw TCP round trip")
     args = ap.parse_args()
-    asyncio.run(run(args))
+    run(args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python bench/supervision.py --quick            # 10 restarts per run
     python bench/supervision.py --runtime otp28    # BEAM nodes of OTP 28 (default otp25)
     python bench/supervision.py --pauses 0         # only the back-to-back table
-    python bench/supervision.py --profile out.prof # cProfile this process during workloads 2 and 3
+    python bench/supervision.py --profile out.prof # cProfile this process during workloads 2, 2b and 3
 
 Two BEAM nodes, A and B, on a private EPMD (``+sbwt none`` as in bench/dist.py,
 and ``logger_level none``: otherwise every restart formats a supervisor report
@@ -21,12 +21,15 @@ Workloads (supervisors on node A unless said otherwise):
 1c BEAM child on node B, Erlang supervisor on A: the BEAM-only figure for a
    child across a distribution connection, as every cross-language child is;
 2  Python ``Counter`` child (``beam_bridge:child_spec``), Erlang supervisor,
-   found with ``supervisor:which_children``;
+   found with ``supervisor:which_children``; its plain ``def`` callbacks run on a
+   pool thread (placement ``auto``, the default);
+2b the same with placement ``loop`` (callbacks on the event loop: no thread hop
+   for ``init`` nor for the call), to separate that hop from the rest of the path;
 3  BEAM child (``bridge.beam_child``), Python ``Supervisor``, announced by init;
 4  Python ``Counter`` child, Python ``Supervisor`` (for reference), found with
    ``Supervisor.which_children``.
 
-1-3 are killed and timed on node A (``erlang:monotonic_time``); 4 in Python
+1-3 (and 2b) are killed and timed on node A (``erlang:monotonic_time``); 4 in Python
 (``time.perf_counter_ns``). Each run does every workload in turn; a run gives
 the p50 and p90 of its restarts, and every figure is the median of the runs.
 There is one table per ``--pauses`` value: restarts back to back (0), and after
@@ -65,6 +68,14 @@ from tests.beam import TEST_COOKIE, BeamNode, Epmd, runtime  # noqa: E402
 from tests.interop.fixtures.py_actors import Counter  # noqa: E402
 
 PY_NODE = "pysup@127.0.0.1"
+
+
+class CounterOnLoop(Counter):
+    """Counter with its callbacks on the event loop (no thread hop)."""
+
+    placement = "loop"
+
+
 RESTARTS = 30
 WARMUP = 3
 GET = Atom("get")
@@ -99,6 +110,7 @@ class Bench:
         self.profile = profile
         self.sup_erl_beam: Any = None  # Erlang supervisor with the BEAM child
         self.sup_erl_py: Any = None  # Erlang supervisor with the Python child
+        self.sup_erl_py_loop: Any = None  # the same, placement loop
         self.sup_py_beam: Pid | None = None  # Python supervisor with the BEAM child
         self.sup_py_py: Pid | None = None  # Python supervisor with the Python child
 
@@ -117,6 +129,8 @@ class Bench:
                       f"c, {q(self.other.name)}, {BEAM_NAME_REMOTE})])")
         await self.ev("ErlPySup = bench_sup:start_sup([beam_bridge:child_spec("
                       f"#{{id => c, node => {q(node.name)}, actor => counter, args => 0}})])")
+        await self.ev("ErlPyLoopSup = bench_sup:start_sup([beam_bridge:child_spec("
+                      f"#{{id => c, node => {q(node.name)}, actor => counter_loop, args => 0}})])")
         self.sup_py_beam = await Supervisor.start_link(
             [ChildSpec(id="c", start=beam_child(node, b.name, "bench_sup", "start_link", [Atom(BEAM_NAME_PY)]))],
             strategy="one_for_one", intensity=1_000_000, period=1, runtime=rt)
@@ -130,7 +144,7 @@ class Bench:
             if sup is not None:
                 await stop_server(sup, runtime=rt)
         await self.ev("bench_sup:stop_sup(ErlBeamSup), bench_sup:stop_sup(ErlRemoteSup), "
-                      "bench_sup:stop_sup(ErlPySup)")
+                      "bench_sup:stop_sup(ErlPySup), bench_sup:stop_sup(ErlPyLoopSup)")
 
     # -- the workloads: each returns [(down, found, answer)] in ns ------------------------
 
@@ -147,6 +161,13 @@ class Bench:
         self._prof(True)
         try:
             return await self.samples(f"bench_sup:measure_sup(ErlPySup, c, {n}, {pause_ms})")
+        finally:
+            self._prof(False)
+
+    async def py_loop_erl_sup(self, n: int, pause_ms: int) -> list[Sample]:
+        self._prof(True)
+        try:
+            return await self.samples(f"bench_sup:measure_sup(ErlPyLoopSup, c, {n}, {pause_ms})")
         finally:
             self._prof(False)
 
@@ -200,6 +221,7 @@ WORKLOADS = [
     ("beam_named", "1b  same, pid announced", "beam_erl_sup_named"),
     ("remote", "1c BEAM child on node B, Erlang sup", "remote_erl_sup"),
     ("py_erl", "2  Python child, Erlang sup", "py_erl_sup"),
+    ("py_loop_erl", "2b  same, placement loop", "py_loop_erl_sup"),
     ("beam_py", "3  BEAM child, Python sup", "beam_py_sup"),
     ("py_py", "4  Python child, Python sup", "py_py_sup"),
 ]
@@ -241,6 +263,7 @@ async def run(args: argparse.Namespace) -> None:
             beam.check(f"net_adm:ping({q(other.name)}) =:= pong")
             node = Node(PY_NODE, cookie=TEST_COOKIE, epmd_port=epmd.port)
             node.allow_spawn("counter", Counter)
+            node.allow_spawn("counter_loop", CounterOnLoop)
             await node.start()
             if not await node.ping(beam.name):
                 raise SystemExit("the Python node cannot reach the BEAM node")
@@ -275,7 +298,7 @@ async def run(args: argparse.Namespace) -> None:
                   "py cpu: CPU time of this process per restart (mean)")
             if profile is not None:
                 profile.dump_stats(args.profile)
-                print(f"profile of the Python node (workloads 2 and 3) written to {args.profile}")
+                print(f"profile of the Python node (workloads 2, 2b and 3) written to {args.profile}")
 
 
 def _table(figs: dict[str, dict[str, float]]) -> None:
@@ -302,7 +325,7 @@ def main() -> None:
     ap.add_argument("--pauses", default="0,10",
                     help="comma-separated idle milliseconds before each kill, one table each")
     ap.add_argument("--profile", metavar="FILE",
-                    help="cProfile this process during workloads 2 and 3 into FILE")
+                    help="cProfile this process during workloads 2, 2b and 3 into FILE")
     args = ap.parse_args()
     asyncio.run(run(args))
 

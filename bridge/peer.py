@@ -180,6 +180,8 @@ class PeerConnection:
         self._last_read = now
         self._wrote = False
         self._out: list[bytes] = []  # frames written this event-loop iteration
+        self._flush_pending = False  # a _flush_batch is scheduled for this iteration
+        self._flushed_early = False  # a write(now=True) went out early this iteration
         self.open = True
         self.close_reason: Any = None
         self._timer: asyncio.TimerHandle | None = None
@@ -264,22 +266,40 @@ class PeerConnection:
 
     # -- sending --------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        """Queue whole frames; they go out in one ``transport.write`` per loop iteration."""
+    def write(self, data: bytes, *, now: bool = False) -> None:
+        """Queue whole frames; they go out in one ``transport.write`` per loop iteration.
+
+        ``now`` (a message, which a caller may be waiting on the answer to): the
+        first such frame of a loop iteration goes out at once, with the frames
+        queued before it (a call's MONITOR_P and its SEND in one write), so a round
+        trip does not wait for the next iteration; the frames after it in the same
+        iteration are batched as usual."""
         if self.open:
             with self._write_lock:
                 out = self._out
                 if not out:
-                    self._wrote = True
                     self._out_bytes = 0
-                    self._loop.call_soon(self._flush)
+                if not self._flush_pending:
+                    self._flush_pending = True
+                    self._wrote = True
+                    self._loop.call_soon(self._flush_batch)
                 out.append(data)
                 self._out_bytes += len(data)
+                early = now and not self._flushed_early
+                if early:
+                    self._flushed_early = True
                 burst = self._out_bytes + self._buffered_at_last_look > self.busy_limit
-            if burst:
-                # Crossing the busy mark within one loop iteration: hand the burst to
-                # the transport now, so that the mark sees it (pause_writing fires).
+            if early or burst:
+                # Early: see above. Burst: crossing the busy mark within one loop
+                # iteration; hand it to the transport now, so that the mark sees it
+                # (pause_writing fires).
                 self._flush()
+
+    def _flush_batch(self) -> None:
+        """The once-per-iteration flush that :meth:`write` schedules."""
+        self._flush_pending = False
+        self._flushed_early = False
+        self._flush()
 
     def _flush(self) -> None:
         with self._write_lock:
@@ -402,9 +422,11 @@ class PeerConnection:
         self._out.clear()
 
     def send(self, control: Control) -> None:
-        """Encode and write one control message (with its payload)."""
+        """Encode and write one control message (with its payload). Used for answers
+        the peer waits on (SPAWN_REPLY, an immediate MONITOR_P_EXIT): written at once
+        like a message (see :meth:`write`)."""
         if self.open:
-            self.write(self.conn.send(control))
+            self.write(self.conn.send(control), now=True)
 
     def write_buffer_size(self) -> int:
         """Bytes written to this connection and not yet on the wire."""

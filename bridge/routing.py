@@ -32,7 +32,9 @@ __all__ = ["NodeRouter"]
 
 log = logging.getLogger("bridge.routing")
 
-_MONITOR_FLAGS = DFlag.DIST_MONITOR | DFlag.DIST_MONITOR_NAME
+# plain ints: a peer's flags are an int, and ``int & IntFlag`` runs enum code in Python
+_MONITOR_FLAGS = int(DFlag.DIST_MONITOR | DFlag.DIST_MONITOR_NAME)
+_ALIAS = int(DFlag.ALIAS)
 _NOPROC = Atom("noproc")
 _PYTHON_EXCEPTION = Atom("python_exception")
 
@@ -81,11 +83,13 @@ class NodeRouter:
             peer = peers.get(to.node)
             if peer is not None and peer.open:
                 try:
-                    peer.write(peer.conn.encode_send(to, message, from_pid))
+                    frame = peer.conn.encode_send(to, message, from_pid)
                 except TypeError:  # an array or buffer object: written as chunks, or re-raised
                     conn = peer.conn
                     if not write_chunked(peer, lambda m: conn.encode_send(to, m, from_pid), message):
                         raise
+                else:
+                    peer.write(frame, now=True)
             else:
                 self._emit(to.node, lambda p: encode_or_write(
                     p, lambda m: p.conn.encode_send(to, m, from_pid), message))
@@ -94,20 +98,35 @@ class NodeRouter:
         peer = peers.get(node)
         if peer is not None and peer.open:
             try:
-                peer.write(peer.conn.encode_reg_send(from_pid, name, message))
+                frame = peer.conn.encode_reg_send(from_pid, name, message)
             except TypeError:
                 conn = peer.conn
                 if not write_chunked(peer, lambda m: conn.encode_reg_send(from_pid, name, m), message):
                     raise
+            else:
+                peer.write(frame, now=True)
         else:
             self._emit(node, lambda p: encode_or_write(
                 p, lambda m: p.conn.encode_reg_send(from_pid, name, m), message))
 
     def send_alias(self, from_pid: Pid, alias: Reference, message: Any) -> None:
-        """ALIAS_SEND; dropped when the peer did not negotiate ALIAS (BEAM does the same)."""
+        """ALIAS_SEND; dropped when the peer did not negotiate ALIAS (BEAM does the same).
+        The hot path of a reply to a BEAM caller: encoded and written at once."""
+        peer = self._node._peers.get(alias.node)
+        if peer is not None and peer.open:
+            if peer.flags & _ALIAS:
+                try:
+                    frame = peer.conn.encode_alias_send(from_pid, alias, message)
+                except TypeError:
+                    conn = peer.conn
+                    if not write_chunked(peer, lambda m: conn.encode_alias_send(from_pid, alias, m), message):
+                        raise
+                else:
+                    peer.write(frame, now=True)
+            return
 
         def make(p: PeerConnection) -> bytes | None:
-            if p.flags & DFlag.ALIAS:
+            if p.flags & _ALIAS:
                 return encode_or_write(p, lambda m: p.conn.encode_alias_send(from_pid, alias, m), message)
             return None
 
@@ -173,7 +192,7 @@ class NodeRouter:
     def supports_alias(self, node: Atom) -> bool:
         """Whether ``node`` is connected with ALIAS negotiated (OTP 24+ peers)."""
         peer = self._node._peers.get(node)
-        return peer is not None and peer.open and bool(peer.flags & DFlag.ALIAS)
+        return peer is not None and peer.open and bool(peer.flags & _ALIAS)
 
     # -- inbound --------------------------------------------------------------------
 

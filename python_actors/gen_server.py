@@ -74,6 +74,7 @@ from .errors import (
     is_clean_exit,
     reason_of,
 )
+from .inline_call import NOT_YET, ready_server, run_inline
 from .placement import AUTO, PLACEMENTS, THREAD, drains_in_thread, off_loop_callbacks
 from .process import DETACHED, IDLE, RUNNING, Process, _current, _maybe_current
 from .threads import ActorThreads, Killed
@@ -387,14 +388,26 @@ class GenServer:
                 done.set_result(value)
 
         rt._start_task(proc, run_init())
-        death = loop.create_task(rt.join(proc.pid))
+        # the first of: init done, the process ended, the timeout (no extra task)
+        death = rt.exit_future(proc.pid)
+        first: asyncio.Future[None] = loop.create_future()
+
+        def settle(_: Any = None) -> None:
+            if not first.done():
+                first.set_result(None)
+
+        done.add_done_callback(settle)
+        death.add_done_callback(settle)
+        timer = None if timeout is None else loop.call_later(timeout, settle)
         try:
-            finished, _ = await asyncio.wait(
-                {done, death}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await first
         finally:
-            death.cancel()
-        if done in finished:
+            if timer is not None:
+                timer.cancel()
+            done.remove_done_callback(settle)
+            if not death.done():
+                rt.forget_exit_future(proc.pid, death)
+        if done.done():
             return done.result()
         if proc.alive:  # timed out
             rt._exit_process(proc, KILLED)
@@ -494,6 +507,27 @@ class GenServer:
         if name in self._off and not self._drain:
             return self._in_thread(fn, *args)
         return fn(*args)
+
+    def _inline_ready(self) -> bool:
+        """Whether a local caller on the loop may run this idle server's ``handle_call``
+        at once (python_actors.inline_call): it runs on the loop, is a plain function,
+        and no ``sys`` suspension, debug hook or stop is in the way."""
+        if (
+            self._sys is not None
+            or self._done
+            or self._drain
+            or self._front is not None
+            or "handle_call" in self._off
+        ):
+            return False
+        cls = type(self)
+        capable: bool | None = cls.__dict__.get("_inline_capable_")
+        if capable is None:
+            capable = cls._handle is GenServer._handle and not inspect.iscoroutinefunction(
+                cls.handle_call
+            )
+            type.__setattr__(cls, "_inline_capable_", capable)
+        return capable
 
     # -- a synchronous server's messages, run on a thread in batches ---------------------
 
@@ -779,6 +813,7 @@ async def _call(
         raise CallError(_CALLING_SELF, server, request, wire_timeout)
     local = type(target) is Pid and rt.is_local(target)
     node = target.node if type(target) is Pid else _as_node(target)
+    server_now = ready_server(rt, proc, target, timeout) if local and label is GEN_CALL else None
     mref = rt._monitor(proc, target)
     aliased = local or _supports_alias(rt, node)
     tag: Any = mref
@@ -797,11 +832,17 @@ async def _call(
 
     msg: Any = _NOREPLY
     try:
-        try:
-            rt._send(target, (label, (proc.pid, tag), request), proc.pid)
-        except BadArg:
-            pass
-        msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
+        if server_now is not None:  # ready: its handler runs now (inline_call.py)
+            msg = run_inline(rt, proc, server_now, (label, (proc.pid, tag), request), match)
+            if msg is NOT_YET:
+                msg = _NOREPLY
+        else:
+            try:
+                rt._send(target, (label, (proc.pid, tag), request), proc.pid)
+            except BadArg:
+                pass
+        if msg is _NOREPLY:
+            msg = await proc.mailbox.receive(match, timeout, _NOREPLY)
     finally:
         if aliased:
             rt._aliases.pop(mref, None)

@@ -111,6 +111,7 @@ class Runtime(InboundMixin):
         #: the process whose callback the scheduler is running (for the watchdog)
         self._running: Process | None = None
         self._scheduled = False
+        self._inline_runs = 0
         self._dying: deque[tuple[Process, Any]] = deque()
         self._draining = False
         self._joiners: dict[int, list[asyncio.Future[Any]]] = {}
@@ -322,12 +323,29 @@ class Runtime(InboundMixin):
     async def join(self, pid: Pid, timeout: float | None = None) -> Any:
         """Wait until local ``pid`` has ended and return its exit reason (``noproc`` if
         it was already gone). Does not create a monitor; for tests and shutdown."""
-        p = self.process(pid)
-        if p is None:
-            return NOPROC
-        fut: asyncio.Future[Any] = self._loop_().create_future()
-        self._joiners.setdefault(_key(pid), []).append(fut)
+        fut = self.exit_future(pid)
+        if fut.done():
+            return fut.result()
         return await asyncio.wait_for(fut, timeout)
+
+    def exit_future(self, pid: Pid) -> asyncio.Future[Any]:
+        """A future set to local ``pid``'s exit reason when it ends (already set to
+        ``noproc`` if it is gone); no monitor, no task. :meth:`forget_exit_future`
+        drops one no longer wanted."""
+        fut: asyncio.Future[Any] = self._loop_().create_future()
+        if self.process(pid) is None:
+            fut.set_result(NOPROC)
+        else:
+            self._joiners.setdefault(_key(pid), []).append(fut)
+        return fut
+
+    def forget_exit_future(self, pid: Pid, fut: asyncio.Future[Any]) -> None:
+        """Drop a future of :meth:`exit_future` (its process still runs)."""
+        waiting = self._joiners.get(_key(pid))
+        if waiting is not None and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self._joiners[_key(pid)]
 
     # -- registry -------------------------------------------------------------------
 
@@ -481,6 +499,47 @@ class Runtime(InboundMixin):
         if runq and not self._scheduled:
             self._scheduled = True
             self._loop_().call_soon(self._run)
+
+    def may_handle_now(self) -> bool:
+        """Whether one more message may be handled inline (:meth:`handle_now`) before
+        the loop runs again: at most as many per loop iteration as the scheduler gives
+        one process per pass, so a caller looping over inline calls still yields."""
+        n = self._inline_runs
+        if n == 0:
+            self._loop_().call_soon(self._reset_inline_runs)
+        elif n >= _BUDGET_PER_PROC:
+            return False
+        self._inline_runs = n + 1
+        return True
+
+    def _reset_inline_runs(self) -> None:
+        self._inline_runs = 0
+
+    def handle_now(self, p: Process, message: Any) -> None:
+        """Handle ``message`` in the idle process ``p`` at once, from the current loop
+        callback, exactly as the scheduler's next pass would (the inline local call of
+        :mod:`python_actors.inline_call`); ``p``'s mailbox must be empty."""
+        p.status = RUNNING
+        token = _current.set(p)
+        running, self._running = self._running, p
+        try:
+            pending = p.behaviour._handle(message)
+            if pending is not None:
+                p.status = BUSY
+                if pending is not DETACHED:
+                    self._start_task(p, self._busy(p, pending))
+        except BaseException as exc:  # a bug in a behaviour: end the process
+            log.exception("behaviour of %s failed", p.pid)
+            if p.alive:
+                self._exit_process(p, reason_of(exc))
+        finally:
+            self._running = running
+            _current.reset(token)
+        p.reductions += 1
+        if p.status == RUNNING:
+            p.status = IDLE
+            if p.mailbox:
+                self._enqueue(p)
 
     def resume(self, p: Process) -> None:
         """End the BUSY state a behaviour entered by returning :data:`DETACHED` from
