@@ -17,6 +17,9 @@ typedef struct {
     PyObject *view;   /* memoryview of data (zero-copy binaries), or NULL */
     DecodeContext *ctx; /* atom cache, or NULL */
     Py_ssize_t max_depth;
+    int strings;        /* binaries that are valid UTF-8 decode as str */
+    int charlists;      /* STRING_EXT decodes as Charlist */
+    PyObject *struct_hook; /* hook(map, offset) for maps with __struct__ (borrowed), or NULL */
 } Dec;
 
 typedef struct {
@@ -482,6 +485,14 @@ static PyObject *dec_float_text(Dec *d, Py_ssize_t pos)
 
 static PyObject *binary_at(Dec *d, Py_ssize_t start, Py_ssize_t n)
 {
+    if (d->strings) {
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)d->buf + start, n, "strict");
+        if (s != NULL)
+            return s;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear(); /* not text: the binary stays bytes */
+    }
     if (d->view != NULL)
         return PySequence_GetSlice(d->view, start, start + n);
     return PyBytes_FromStringAndSize((const char *)d->buf + start, n);
@@ -794,6 +805,13 @@ static PyObject *decode_loop(Dec *d, Py_ssize_t pos, Py_ssize_t *end)
             n = be16(buf + pos + 1);
             if (check_len(d, pos + 3, n, "STRING_EXT", pos) < 0)
                 goto error;
+            if (d->charlists) {
+                PyObject *text = PyUnicode_DecodeLatin1((const char *)buf + pos + 3, n, NULL);
+                v = text == NULL ? NULL : PyObject_CallOneArg(d->st->charlist_type, text);
+                Py_XDECREF(text);
+                pos += 3 + n;
+                break;
+            }
             v = PyList_New(n);
             if (v != NULL)
                 for (Py_ssize_t i = 0; i < n; i++)
@@ -924,6 +942,13 @@ static PyObject *decode_loop(Dec *d, Py_ssize_t pos, Py_ssize_t *end)
                     goto next;
                 v = finish_map(d, f->obj, f->n / 2, f->start);
                 Py_DECREF(f->obj);
+                if (v != NULL && d->struct_hook != NULL && PyDict_CheckExact(v)) {
+                    PyObject *mod = PyDict_GetItemWithError(v, d->st->struct_key);
+                    if (mod != NULL)
+                        Py_SETREF(v, PyObject_CallFunction(d->struct_hook, "On", v, f->start));
+                    else if (PyErr_Occurred())
+                        Py_CLEAR(v);
+                }
                 break;
             default: /* F_FUN */
                 PyTuple_SET_ITEM(f->obj, f->i++, v);
@@ -967,6 +992,9 @@ PyObject *core_decode_at(CoreState *st, PyObject *data, Py_ssize_t pos, DecodeCo
     d.len = PyBytes_GET_SIZE(data);
     d.ctx = ctx;
     d.max_depth = max_depth;
+    d.strings = ctx != NULL && ctx->strings;
+    d.charlists = ctx != NULL && ctx->charlists;
+    d.struct_hook = ctx != NULL ? ctx->struct_hook : NULL;
     d.view = NULL;
     if (zero_copy) {
         d.view = PyMemoryView_FromObject(data);

@@ -20,7 +20,7 @@ documented in :mod:`dist_proto.terms`; the core in ``docs/codec.md``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -28,7 +28,7 @@ from . import etf_decode as _pure_decode
 from . import etf_encode as _pure_encode
 from .errors import DecodeError
 from .etf_decode import DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE
-from .terms import Atom, Term
+from .terms import Term
 
 __all__ = [
     "ACTIVE",
@@ -60,11 +60,11 @@ class Codec(NamedTuple):
 
     name: str
     encode: Callable[..., bytes]
-    encode_body: Callable[[Term], bytes]
+    encode_body: Callable[..., bytes]
     decode: Callable[..., Term]
     decode_from: Callable[..., tuple[Term, int]]
     decode_dist: Callable[[bytes, int, DistContext], tuple[Term, int]]
-    dist_context: Callable[[Sequence[Atom] | None], DistContext]
+    dist_context: Callable[..., DistContext]
 
 
 PURE = Codec(

@@ -36,6 +36,7 @@ from typing import Any
 __all__ = [
     "Atom",
     "BitString",
+    "Charlist",
     "ExportFun",
     "Fun",
     "ImproperList",
@@ -312,6 +313,28 @@ class BitString(_Frozen):
     def bit_size(self) -> int:
         """Total length in bits (``bit_size/1``)."""
         return (len(self.data) - 1) * 8 + self.bits
+
+
+class Charlist(str):
+    """A charlist (``~c"abc"`` in Elixir, ``"abc"`` in Erlang) decoded as text.
+
+    Decoding with ``Mapping(charlists=True)`` (:mod:`dist_proto.mapping`) turns a
+    ``STRING_EXT`` into a ``Charlist``; it is a ``str`` (it compares, hashes and
+    prints like one) that encodes back to the same charlist, where a plain ``str``
+    encodes to a binary.
+
+    >>> from dist_proto.etf import encode
+    >>> encode(Charlist("ab")) == encode([97, 98])
+    True
+    >>> Charlist("ab") == "ab"
+    True
+    """
+
+    __slots__ = ()
+
+    def code_points(self) -> list[int]:
+        """The list of integers BEAM holds for this charlist."""
+        return [ord(c) for c in self]
 
 
 class ImproperList(_Frozen):
