@@ -116,7 +116,7 @@ async def test_per_call_mapping_overrides_the_node(beam: BeamNode, python: Node)
     assert plain == {Atom("__struct__"): Atom("Elixir.MyApp.User"), Atom("name"): "José", Atom("age"): 3}
     # kwargs from Python: a keyword list as the last argument
     assert await python.rpc(beam.name, "proplists", "get_value", [Atom("b")], kwargs={"a": 1, "b": 2}) == 2
-    echo = await python.call("mapper", ("x".encode(),), mapping=Mapping())
+    echo = await python.call("mapper", (b"x",), mapping=Mapping())
     assert echo == ((b"x",), [b"bytes"])  # a local actor's reply, remapped as if it had crossed
 
 
