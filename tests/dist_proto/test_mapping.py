@@ -431,3 +431,16 @@ def _outcome(codec: Codec, blob: bytes) -> tuple[Any, ...]:
     except DecodeError as e:  # the only exception allowed
         return ("error", e.reason, e.offset)
     return ("ok", value, _types(value))
+
+
+def test_the_readme_fragment_runs_as_written() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "readme-fragments" / "mapping.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "User(name='José', age=3)\n"
