@@ -15,8 +15,8 @@ from .etf import decode, decode_from, encode, encode_body
 from .flags import DEFAULT_FLAGS, MANDATORY, DFlag
 from .framing import ControlMessage, DistConnection, Tick
 from .handshake import ClientHandshake, HandshakeComplete, ServerHandshake
-from .term_text import TermSyntaxError, format_term, parse_term
 from .mapping import Mapping
+from .term_text import TermSyntaxError, format_term, parse_term
 from .terms import (
     Atom,
     BitString,
