@@ -151,12 +151,25 @@ static PyObject *mod_decode(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (st == NULL)
         return NULL;
     PyObject *data = nargs == 1 ? args[0] : NULL;
-    if (kwnames != NULL || data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 2
+    /* decode(data) and decode(data, mapping=M) here; anything else in etf_core.py */
+    PyObject *mapping = NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1
+        && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "mapping") == 0)
+        mapping = args[nargs];
+    if ((kwnames != NULL && mapping == NULL) || data == NULL || !PyBytes_CheckExact(data)
+        || PyBytes_GET_SIZE(data) < 2
         || (unsigned char)PyBytes_AS_STRING(data)[0] != 131
         || (unsigned char)PyBytes_AS_STRING(data)[1] == 80)
         return PyObject_Vectorcall(st->decode_slow, args, nargs, kwnames);
+    DecodeContext *ctx = NULL;
+    if (mapping != NULL && mapping != Py_None) {
+        ctx = make_context(st, Py_None, mapping);
+        if (ctx == NULL)
+            return NULL;
+    }
     Py_ssize_t end;
-    PyObject *term = core_decode_at(st, data, 1, NULL, st->default_max_depth, 0, &end);
+    PyObject *term = core_decode_at(st, data, 1, ctx, st->default_max_depth, 0, &end);
+    Py_XDECREF(ctx);
     if (term == NULL)
         return NULL;
     Py_ssize_t n = PyBytes_GET_SIZE(data);

@@ -483,15 +483,65 @@ static PyObject *dec_float_text(Dec *d, Py_ssize_t pos)
     return v;
 }
 
+/* Whether s[0..n) is well-formed UTF-8 as CPython's strict decoder sees it (Unicode
+ * Table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF). Checked first so
+ * a binary that is not text costs no UnicodeDecodeError (which copies the whole input). */
+static int is_utf8(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) { /* ASCII eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        Py_ssize_t len;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else
+            return 0;
+        if (n - i < len)
+            return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (Py_ssize_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static PyObject *binary_at(Dec *d, Py_ssize_t start, Py_ssize_t n)
 {
-    if (d->strings) {
+    if (d->strings && is_utf8(d->buf + start, n)) {
         PyObject *s = PyUnicode_DecodeUTF8((const char *)d->buf + start, n, "strict");
         if (s != NULL)
             return s;
         if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
             return NULL;
-        PyErr_Clear(); /* not text: the binary stays bytes */
+        PyErr_Clear(); /* (cannot happen after is_utf8) the binary stays bytes */
     }
     if (d->view != NULL)
         return PySequence_GetSlice(d->view, start, start + n);

@@ -95,6 +95,26 @@ class TestStrings:
             assert got == [raw, {raw: raw}]
             assert type(got[0]) is bytes
 
+    @pytest.mark.parametrize("raw", [
+        b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xdf\xbf", b"\xe0\x80\x80", b"\xe0\xa0\x80",
+        b"\xed\x9f\xbf", b"\xed\xa0\x80", b"\xef\xbf\xbf", b"\xf0\x8f\xbf\xbf", b"\xf0\x90\x80\x80",
+        b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff", b"\x80",
+        b"abcdefgh\xc3", b"abcdefgh\xc3\xa9ijklmnop", b"\xe2\x82", b"\xf0\x9f\x90", b"\xe2\x28\xa1",
+        "日本語テキスト、ずっと長い".encode(), b"a" * 7 + b"\xc3\xa9" + b"b" * 9,
+    ])
+    def test_utf8_is_checked_as_python_does(self, codec: Codec, raw: bytes) -> None:
+        try:
+            expected: Any = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            expected = raw
+        got = codec.decode(codec.encode(raw), mapping=STRINGS)
+        assert got == expected and type(got) is type(expected)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.binary(max_size=24) | st.text(max_size=12).map(lambda t: t.encode()))
+    def test_utf8_check_matches_python_on_any_bytes(self, codec: Codec, raw: bytes) -> None:
+        self.test_utf8_is_checked_as_python_does(codec, raw)
+
     def test_default_is_unchanged(self, codec: Codec) -> None:
         data = codec.encode([b"ok", [104, 105]])
         assert codec.decode(data) == [b"ok", [104, 105]]
