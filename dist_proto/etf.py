@@ -134,7 +134,7 @@ def remap(term: Term, source: Mapping | None, target: Mapping | None) -> Term:
     form (a Python object a local actor returned) comes back unchanged.
 
     >>> from dist_proto.mapping import Mapping
-    >>> remap([b"caf\xc3\xa9"], None, Mapping(strings=True))
+    >>> remap(["café".encode()], None, Mapping(strings=True))
     ['café']
     """
     if (source or DEFAULT_MAPPING) == (target or DEFAULT_MAPPING):

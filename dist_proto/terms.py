@@ -10,10 +10,13 @@ atom ``ok``                 :class:`Atom` (``Atom("ok")``), never a ``str``
 ``undefined``               ``None``
 integer                     ``int``
 float                       ``float`` (finite only)
-binary                      ``bytes`` (``str`` encodes to a UTF-8 binary)
+binary                      ``bytes`` (``str`` encodes to a UTF-8 binary;
+                            ``str`` with ``Mapping(strings=True)``, see
+                            :mod:`dist_proto.mapping` for structs too)
 bitstring                   :class:`BitString`
 tuple                       ``tuple``
-proper list, charlist       ``list`` (a charlist is a list of ``int``)
+proper list, charlist       ``list`` (a charlist is a list of ``int``;
+                            :class:`Charlist` with ``Mapping(charlists=True)``)
 improper list               :class:`ImproperList`
 map                         ``dict``, or :class:`TermMap` when Python would
                             merge or cannot hash its keys
