@@ -483,24 +483,23 @@ static PyObject *dec_float_text(Dec *d, Py_ssize_t pos)
     return v;
 }
 
-/* Whether s[0..n) is well-formed UTF-8 as CPython's strict decoder sees it (Unicode
- * Table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF). Checked first so
- * a binary that is not text costs no UnicodeDecodeError (which copies the whole input). */
-static int is_utf8(const unsigned char *s, Py_ssize_t n)
+/* Whether the characters of s[0..n) that start before `limit` are well-formed UTF-8 as
+ * CPython's strict decoder sees them (Unicode Table 3-7: no overlong forms, no surrogates,
+ * nothing above U+10FFFF); with limit == n, whether all of s is. */
+static int utf8_prefix_ok(const unsigned char *s, Py_ssize_t n, Py_ssize_t limit)
 {
     Py_ssize_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) { /* ASCII eight bytes at a time */
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if ((w & 0x8080808080808080ULL) == 0) {
-                i += 8;
-                continue;
-            }
-        }
+    while (i < limit) {
         unsigned c = s[i];
         if (c < 0x80) {
             i++;
+            while (i + 8 <= limit) { /* a run of ASCII: eight bytes at a time */
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (w & 0x8080808080808080ULL)
+                    break;
+                i += 8;
+            }
             continue;
         }
         Py_ssize_t len;
@@ -533,15 +532,20 @@ static int is_utf8(const unsigned char *s, Py_ssize_t n)
     return 1;
 }
 
+/* How many leading bytes utf8_prefix_ok checks before the decoder runs: a binary that is
+ * not text almost always shows it there, and then costs no UnicodeDecodeError (whose
+ * creation copies the whole binary); a short binary is checked whole. */
+#define UTF8_PRECHECK 256
+
 static PyObject *binary_at(Dec *d, Py_ssize_t start, Py_ssize_t n)
 {
-    if (d->strings && is_utf8(d->buf + start, n)) {
+    if (d->strings && utf8_prefix_ok(d->buf + start, n, n < UTF8_PRECHECK ? n : UTF8_PRECHECK)) {
         PyObject *s = PyUnicode_DecodeUTF8((const char *)d->buf + start, n, "strict");
         if (s != NULL)
             return s;
         if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
             return NULL;
-        PyErr_Clear(); /* (cannot happen after is_utf8) the binary stays bytes */
+        PyErr_Clear(); /* not text after all: the binary stays bytes */
     }
     if (d->view != NULL)
         return PySequence_GetSlice(d->view, start, start + n);

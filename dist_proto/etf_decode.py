@@ -132,10 +132,12 @@ class _Ctx:
 
     def _binary(self, data: bytes, start: int, end: int) -> Any:
         if self.strings:
+            raw = data[start:end]
             try:
-                return data[start:end].decode("utf-8")
+                return raw.decode("utf-8")
             except UnicodeDecodeError:
-                pass
+                if self.view is None:
+                    return raw
         if self.view is not None:
             return self.view[start:end]
         return data[start:end]

@@ -101,6 +101,7 @@ class TestStrings:
         b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff", b"\x80",
         b"abcdefgh\xc3", b"abcdefgh\xc3\xa9ijklmnop", b"\xe2\x82", b"\xf0\x9f\x90", b"\xe2\x28\xa1",
         "日本語テキスト、ずっと長い".encode(), b"a" * 7 + b"\xc3\xa9" + b"b" * 9,
+        b"a" * 300 + b"\xff", "é".encode() * 200 + b"\xc3", "é".encode() * 200,  # past the core's pre-check
     ])
     def test_utf8_is_checked_as_python_does(self, codec: Codec, raw: bytes) -> None:
         try:
