@@ -155,6 +155,16 @@ async def _apply(fn: Callable[..., Any], args: list[Any], mapping: Mapping | Non
     return result
 
 
+def _with_keywords(fn: Callable[..., Any], args: list[Any]) -> tuple[Callable[..., Any], list[Any]]:
+    """A process body ``fn(proc, *args)`` with a trailing keyword list as keyword
+    arguments, by the rule of :func:`dist_proto.mapping.split_keywords`."""
+    try:
+        positional, kwargs = split_keywords(functools.partial(fn, None), args)
+    except (TypeError, ValueError):  # no signature to read (a builtin, a mock)
+        return fn, args
+    return (functools.partial(fn, **kwargs), positional) if kwargs else (fn, args)
+
+
 class Rex:
     """``rex``, served by a process of the node; each call runs in its own process."""
 
@@ -307,7 +317,7 @@ class Spawner:
                 arg = args[0] if len(args) == 1 else args
                 self._node._own(self._start_gen_server(peer, msg, target, arg, False), "spawn gen_server")
                 return
-            body = target
+            body, args = _with_keywords(target, args)
         pid = rt.spawn(body, *args)
         self._reply(peer, msg, pid)
 
@@ -322,7 +332,8 @@ class Spawner:
         if isinstance(target, type) and issubclass(target, GenServer):
             self._node._own(self._start_gen_server(peer, msg, target, arg, True), "start actor")
             return
-        pid = self._node.runtime.spawn(target, arg)  # type: ignore[arg-type]  # a coroutine function
+        body, args = _with_keywords(target, [arg])
+        pid = self._node.runtime.spawn(body, *args)
         self._reply(peer, msg, pid)
 
     def _reply(self, peer: PeerConnection, msg: c.SpawnRequest, pid: Pid) -> None:

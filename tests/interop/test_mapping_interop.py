@@ -18,6 +18,7 @@ from dist_proto.terms import Charlist
 from python_actors import GenServer, Ok, Reply
 from tests.beam import BeamNode, Epmd
 from tests.beam import runtime as find_runtime
+from tests.interop.erl_build import rebar3_ebin
 from tests.interop.node_support import check, ev, py_node, q
 
 pytestmark = pytest.mark.interop
@@ -55,6 +56,11 @@ def pairs(x: int, items: list[Any]) -> Any:
     return (x, items)
 
 
+async def report(proc: Any, parent: Any, *, tag: Any = None) -> None:
+    """Spawned from BEAM with ``[Parent, [{tag, T}]]``: sends ``{tag, T}`` to ``Parent``."""
+    proc.send(parent, (Atom("tag"), tag))
+
+
 @pytest.fixture
 async def python(epmd: Epmd) -> AsyncIterator[Node]:
     async with py_node(epmd.port, prefix="pymap", mapping=MAPPING) as node:
@@ -62,6 +68,7 @@ async def python(epmd: Epmd) -> AsyncIterator[Node]:
         node.allow_rpc("pykw", "scale", scale)
         node.allow_rpc("pykw", "options", options)
         node.allow_rpc("pykw", "pairs", pairs)
+        node.allow_spawn("pykw", "report", report)
         yield node
 
 
@@ -103,6 +110,32 @@ async def test_keyword_list_becomes_keyword_arguments(beam: BeamNode, python: No
     await check(beam, (
         f"{{badrpc, {{'EXIT', _}}}} = rpc:call({py}, pykw, scale, [2, [{{nope, 1}}]]), true"
     ))
+
+
+async def test_spawn_arguments_take_a_keyword_list(beam: BeamNode, python: Node) -> None:
+    py = q(python.name)
+    await check(beam, (
+        f"Self = self(), spawn({py}, pykw, report, [Self, [{{tag, hello}}]]), "
+        "receive {tag, T} -> T =:= hello after 5000 -> timeout end"
+    ))
+
+
+async def test_beam_bridge_start_args_take_a_keyword_list(beam: BeamNode, python: Node) -> None:
+    inbox = (Atom("mapping_started"), Atom(beam.name))
+
+    async def started(proc: Any, *, tag: Any = None) -> None:
+        proc.send(inbox, (Atom("started"), tag))
+
+    python.allow_spawn("kw_actor", started)
+    ebin = rebar3_ebin()
+    await ev(beam, f"code:add_patha(\"{ebin}\"), register(mapping_started, self()), ok")
+    try:
+        await check(beam, (
+            f"{{ok, _}} = beam_bridge:start({q(python.name)}, kw_actor, [{{tag, hi}}]), "
+            "receive {started, T} -> T =:= hi after 5000 -> timeout end"
+        ))
+    finally:
+        await ev(beam, "unregister(mapping_started)")
 
 
 async def test_per_call_mapping_overrides_the_node(beam: BeamNode, python: Node) -> None:
