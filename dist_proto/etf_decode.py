@@ -29,6 +29,7 @@ Theory of operation (see docs/protocol.md §6 and §9):
 
 from __future__ import annotations
 
+import codecs
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -134,6 +135,10 @@ class _Ctx:
         if self.strings:
             raw = data[start:end]
             try:
+                if end - start > _UTF8_PRECHECK:
+                    # most binaries that are not text show it at once: fail on a short
+                    # prefix, not after the error has copied the whole binary
+                    _utf8_prefix(raw[:_UTF8_PRECHECK], "strict", False)
                 return raw.decode("utf-8")
             except UnicodeDecodeError:
                 if self.view is None:
@@ -144,6 +149,8 @@ class _Ctx:
 
 
 _BAD_REF = object()
+_UTF8_PRECHECK = 256
+_utf8_prefix = codecs.utf_8_decode  # (data, errors, final): final=False allows a cut character
 
 
 # --------------------------------------------------------------------------- atoms
