@@ -138,6 +138,8 @@ class Node:
         ssl_context: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
         mapping: TermMapping | None = None,
     ) -> None:
+        if mapping is not None and not isinstance(mapping, TermMapping):
+            raise TypeError(f"mapping must be a dist_proto.Mapping, not {type(mapping).__name__}")
         self._parsed = parse_node_name(name)
         #: codec options for every message this node receives from BEAM (and the
         #: dataclasses it may send as structs): see docs/mapping.md. None: lossless.

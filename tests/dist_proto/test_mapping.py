@@ -465,3 +465,4 @@ def test_the_readme_fragment_runs_as_written() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "User(name='José', age=3)\n"
+
