@@ -6,7 +6,9 @@
 
 Both implementations of dist_proto's codec are measured in the same run: the
 compiled core (``core``, when built) and the pure-Python codec (``pure``); a
-``zero-copy`` row decodes binaries as memoryviews (``decode(data, zero_copy=True)``).
+``zero-copy`` row decodes binaries as memoryviews (``decode(data, zero_copy=True)``);
+the ``core+str`` / ``pure+str`` rows decode with ``Mapping(strings=True)`` (UTF-8
+binaries as ``str``, see docs/mapping.md).
 Every implementation works on the same Erlang term: the bytes are made once by
 dist_proto, each Python library decodes them into its own representation, and
 that representation is what it encodes. BEAM times ``timer:tc`` over N
@@ -32,6 +34,9 @@ import erlang  # noqa: E402  (PyPI erlang-py)
 
 from dist_proto import Atom, Pid, Reference, decode, encode  # noqa: E402
 from dist_proto.etf import available  # noqa: E402
+from dist_proto.mapping import Mapping  # noqa: E402
+
+STRINGS = Mapping(strings=True)
 
 
 def workloads() -> dict[str, Any]:
@@ -57,6 +62,8 @@ def workloads() -> dict[str, Any]:
         "control tuple": control,
         "1000-key map": doc,
         "1 MiB binary": bytes(range(256)) * 4096,
+        "1 MiB text": "Olá, José! ".encode() * 80_000,
+        "1000 strings": [f"user {i} · José".encode() for i in range(1000)],
         "100k int list": list(range(100_000)),
         "deep 300": deep,
     }
@@ -138,6 +145,8 @@ def main() -> None:
                                                       min_time)
             results[(codec.name, "decode")] = measure(lambda c=codec, b=blob: c.decode(b), runs,
                                                       min_time)
+            results[(codec.name + "+str", "decode")] = measure(
+                lambda c=codec, b=blob: c.decode(b, mapping=STRINGS), runs, min_time)
         if "binary" in name:
             results[("zero-copy", "decode")] = measure(
                 lambda c=codecs[0], b=blob: c.decode(b, zero_copy=True), runs, min_time)
@@ -163,7 +172,8 @@ def main() -> None:
             theirs = results[("erlang-py", direction)]
             b = beam.get((name, direction))
             beam_cols = (f"{b * 1e6:9.2f} {size / b / 1e6:8.1f}" if b else f"{'-':>9} {'-':>8}")
-            for impl in [c.name for c in codecs] + ["zero-copy"]:
+            impls = [c.name for c in codecs] + [c.name + "+str" for c in codecs] + ["zero-copy"]
+            for impl in impls:
                 ours = results.get((impl, direction))
                 if ours is None:
                     continue
@@ -174,7 +184,7 @@ def main() -> None:
                     f"{beam_cols} | {theirs / ours:10.1f}x {vs_beam}"
                 )
     print("impl: core = compiled C core, pure = pure Python, zero-copy = core with "
-          "decode(zero_copy=True).")
+          "decode(zero_copy=True), +str = decode(mapping=Mapping(strings=True)).")
     print("x erlang-py: how many times faster than erlang-py; vs BEAM: how many times slower "
           "than BEAM (medians).")
 

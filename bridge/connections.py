@@ -516,6 +516,7 @@ class Connections:
             ticktime=me.net_ticktime,
             busy_limit=self.busy_limit,
             max_reassembly=self.max_reassembly,
+            mapping=me.mapping,
         )
         old = self.peers.get(atom)
         if old is not None and old.open:

@@ -44,7 +44,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import Any
 
+from dist_proto.etf import remap
 from dist_proto.flags import DEFAULT_FLAGS, DFlag
+from dist_proto.mapping import Mapping as TermMapping
+from dist_proto.mapping import keyword_list
 from dist_proto.terms import Atom, Pid, Reference
 from python_actors import CallError as ActorCallError
 from python_actors import Process, Runtime
@@ -135,8 +138,14 @@ class Node:
         ssl_dist_optfile: str | Path | None = None,
         ssl_dist_opt: Sequence[str] | Mapping[str, str] | None = None,
         ssl_context: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+        mapping: TermMapping | None = None,
     ) -> None:
+        if mapping is not None and not isinstance(mapping, TermMapping):
+            raise TypeError(f"mapping must be a dist_proto.Mapping, not {type(mapping).__name__}")
         self._parsed = parse_node_name(name)
+        #: codec options for every message this node receives from BEAM (and the
+        #: dataclasses it may send as structs): see docs/mapping.md. None: lossless.
+        self.mapping: TermMapping | None = mapping
         self.proto_dist = proto_dist
         #: TLS distribution (``inet_tls``) or None for plain TCP
         self.tls: TlsDist | None = configure_tls(
@@ -473,14 +482,23 @@ class Node:
             return
         self.runtime.send(target, message)
 
-    async def call(self, dest: Any, request: Any, timeout: float | None = 5.0, *, via: str | None = None) -> Any:
+    async def call(
+        self, dest: Any, request: Any, timeout: float | None = 5.0, *, via: str | None = None,
+        mapping: TermMapping | None = None,
+    ) -> Any:
         """``gen_server:call/3`` (``GenServer.call``): raises :class:`bridge.CallError`.
 
         ``dest``: a pid, a local name, ``(name, node)``, ``("global", Name)`` or
         ``("via", Module, Name)``; the last two are resolved by asking the BEAM node
         ``via`` (default: the only connected node). ``timeout`` (seconds) covers
         everything: connecting, waiting for a busy connection, and the reply.
+        ``mapping`` gives the reply as that mapping decodes it instead of the node's
+        (:func:`dist_proto.etf.remap`; see docs/mapping.md).
         """
+        reply = await self._call(dest, request, timeout, via)
+        return reply if mapping is None else remap(reply, self.mapping, mapping)
+
+    async def _call(self, dest: Any, request: Any, timeout: float | None, via: str | None) -> Any:
         loop = asyncio.get_running_loop()
         started = loop.time()
         if is_global_or_via(dest):
@@ -534,8 +552,15 @@ class Node:
             return False
         return bool(reply == _YES)
 
-    async def rpc(self, node: str | Atom, module: str | Atom, function: str | Atom, args: list[Any], timeout: float | None = 5.0) -> Any:
+    async def rpc(
+        self, node: str | Atom, module: str | Atom, function: str | Atom, args: list[Any],
+        timeout: float | None = 5.0, *, kwargs: dict[str, Any] | None = None,
+        mapping: TermMapping | None = None,
+    ) -> Any:
         """``rpc:call/5`` through the peer's ``rex``: the value, or raises :class:`RpcError`.
+
+        ``kwargs`` go as a keyword list appended to ``args`` (``[timeout: 5]``);
+        ``mapping`` gives the value as that mapping decodes it (see :meth:`call`).
 
         Exceptions on the remote side come back as ``RpcError(('EXIT', ...))``;
         an unreachable node as ``RpcError(nodedown)`` whose ``__cause__`` (and
@@ -551,7 +576,8 @@ class Node:
             raise RpcError(Atom("timeout"), f"no connection to {node.name} within {timeout:g}s") from None
         except ConnectError as exc:
             raise RpcError(Atom("nodedown"), str(exc)) from exc
-        request = (_CALL, as_atom(module), as_atom(function), list(args), _USER)
+        call_args = list(args) if not kwargs else [*args, keyword_list(kwargs)]
+        request = (_CALL, as_atom(module), as_atom(function), call_args, _USER)
         left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
         try:
             result = await gen_call((Atom("rex"), node), request, left, runtime=self.runtime)
@@ -564,7 +590,7 @@ class Node:
             raise RpcError(why) from None
         if type(result) is tuple and len(result) == 2 and result[0] == _BADRPC:
             raise RpcError(result[1])
-        return result
+        return result if mapping is None else remap(result, self.mapping, mapping)
 
     # -- process groups -----------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from dist_proto.errors import DecodeError, ProtocolError
 from dist_proto.framing import DEFAULT_MAX_FRAME, NEED_DATA, ControlMessage, DistConnection, Tick
+from dist_proto.mapping import Mapping
 from dist_proto.terms import Atom
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class PeerConnection:
         max_frame: int = DEFAULT_MAX_FRAME,
         max_reassembly: int | None = None,
         busy_limit: int = DEFAULT_BUSY_LIMIT,
+        mapping: Mapping | None = None,
     ) -> None:
         self.name = name
         self.creation = creation
@@ -168,7 +170,9 @@ class PeerConnection:
         self.protocol = protocol
         assert protocol.transport is not None
         self.transport: asyncio.Transport = protocol.transport
-        self.conn = DistConnection(flags, max_frame=max_frame, max_reassembly=max_reassembly)
+        self.conn = DistConnection(
+            flags, max_frame=max_frame, max_reassembly=max_reassembly, mapping=mapping
+        )
         if busy_limit < 1:
             raise ValueError("busy_limit must be positive")
         self.busy_limit = busy_limit

@@ -29,6 +29,7 @@ Junk never takes them down, and they are supervised as kernel's are:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from dist_proto import control as c
 from dist_proto import encode
+from dist_proto.mapping import Mapping, split_keywords
 from dist_proto.terms import Atom, Pid, Reference
 from python_actors import (
     ChildSpec,
@@ -132,19 +134,37 @@ def _undef(module: Atom, function: Atom, args: list[Any]) -> Any:
     return (_UNDEF, [(module, function, list(args), [])])
 
 
-async def _apply(fn: Callable[..., Any], args: list[Any]) -> Any:
+async def _apply(fn: Callable[..., Any], args: list[Any], mapping: Mapping | None) -> Any:
+    # A trailing keyword list becomes keyword arguments when fn takes them
+    # (dist_proto.mapping.split_keywords has the exact rule).
+    args, kwargs = split_keywords(fn, args)
     # A plain function runs on a thread of the runtime (it may block); a coroutine
     # function runs on the loop, like an async actor's callback.
     if inspect.iscoroutinefunction(fn):
-        result = await fn(*args)
+        result = await fn(*args, **kwargs)
     else:
-        result = await run_blocking(fn, *args)
+        result = await (
+            run_blocking(functools.partial(fn, *args, **kwargs)) if kwargs else run_blocking(fn, *args)
+        )
         if inspect.isawaitable(result):
             result = await result
     # A value with no Erlang form fails here, as the function's own error, rather than
     # later in the exit signal carrying it (which would leave the caller waiting).
-    encode(result)
+    if mapping is None:
+        encode(result)
+    else:
+        encode(result, mapping=mapping)
     return result
+
+
+def _with_keywords(fn: Callable[..., Any], args: list[Any]) -> tuple[Callable[..., Any], list[Any]]:
+    """A process body ``fn(proc, *args)`` with a trailing keyword list as keyword
+    arguments, by the rule of :func:`dist_proto.mapping.split_keywords`."""
+    try:
+        positional, kwargs = split_keywords(functools.partial(fn, None), args)
+    except (TypeError, ValueError):  # no signature to read (a builtin, a mock)
+        return fn, args
+    return (functools.partial(fn, **kwargs), positional) if kwargs else (fn, args)
 
 
 class Rex:
@@ -199,7 +219,7 @@ class Rex:
         if fn is None or type(a) is not list:
             return (_BADRPC, (_EXIT, _undef(m, f, a if type(a) is list else [])))
         try:
-            return await _apply(fn, a)
+            return await _apply(fn, a, self._node.mapping)
         except Exit as exc:
             return (_BADRPC, (_EXIT, exc.reason))
         except Exception as exc:
@@ -307,7 +327,7 @@ class Spawner:
                 arg = args[0] if len(args) == 1 else args
                 self._node._own(self._start_gen_server(peer, msg, target, arg, False), "spawn gen_server")
                 return
-            body = target
+            body, args = _with_keywords(target, args)
         pid = rt.spawn(body, *args)
         self._reply(peer, msg, pid)
 
@@ -322,7 +342,8 @@ class Spawner:
         if isinstance(target, type) and issubclass(target, GenServer):
             self._node._own(self._start_gen_server(peer, msg, target, arg, True), "start actor")
             return
-        pid = self._node.runtime.spawn(target, arg)  # type: ignore[arg-type]  # a coroutine function
+        body, args = _with_keywords(target, [arg])
+        pid = self._node.runtime.spawn(body, *args)
         self._reply(peer, msg, pid)
 
     def _reply(self, peer: PeerConnection, msg: c.SpawnRequest, pid: Pid) -> None:
@@ -371,7 +392,7 @@ class Spawner:
         if fn is None or type(args) is not list:
             raise Exit((res_ref, _ERROR, _UNDEF, [(module, function, args if type(args) is list else [], [])]))
         try:
-            value = await _apply(fn, args)
+            value = await _apply(fn, args, self._node.mapping)
         except Exit as exc:
             raise Exit((res_ref, _EXIT_CLASS, exc.reason)) from None
         except Exception as exc:
@@ -381,7 +402,7 @@ class Spawner:
     async def _erpc_cast(self, proc: Process, module: Any, function: Any, args: Any) -> None:
         fn = self.rpc_function(module, function)
         if fn is not None and type(args) is list:
-            await _apply(fn, args)
+            await _apply(fn, args, self._node.mapping)
 
     # -- requests we make (bridge.remote_spawn) ----------------------------------------
 
@@ -437,8 +458,11 @@ async def _io_server(proc: Process, node_name: str) -> None:
         reply: Any = (Atom("error"), _ENOTSUP)
         if type(request) is tuple and request and request[0] == _PUT_CHARS:
             chars = request[-1] if len(request) in (2, 3) else None
-            if isinstance(chars, (bytes, list)):
-                text = bytes(chars).decode("utf-8", "replace") if isinstance(chars, bytes) else ""
+            if isinstance(chars, (bytes, list, str)):  # str: a node decoding strings
+                text = (
+                    chars if isinstance(chars, str)
+                    else bytes(chars).decode("utf-8", "replace") if isinstance(chars, bytes) else ""
+                )
                 io_log.info("%s: %s", node_name, text.rstrip("\n"))
             reply = Atom("ok")
         proc.send(sender, (_IO_REPLY, reply_as, reply))

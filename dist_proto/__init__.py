@@ -15,10 +15,12 @@ from .etf import decode, decode_from, encode, encode_body
 from .flags import DEFAULT_FLAGS, MANDATORY, DFlag
 from .framing import ControlMessage, DistConnection, Tick
 from .handshake import ClientHandshake, HandshakeComplete, ServerHandshake
+from .mapping import Mapping
 from .term_text import TermSyntaxError, format_term, parse_term
 from .terms import (
     Atom,
     BitString,
+    Charlist,
     ExportFun,
     Fun,
     ImproperList,
@@ -41,6 +43,7 @@ __all__ = [
     "NO_PAYLOAD",
     "Atom",
     "BitString",
+    "Charlist",
     "ClientHandshake",
     "Control",
     "ControlMessage",
@@ -49,6 +52,7 @@ __all__ = [
     "DistConnection",
     "HandshakeComplete",
     "LocalProtocolError",
+    "Mapping",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerHandshake",

@@ -4,8 +4,10 @@
  *   decode(data, *, ...)          binary_to_term/1 (the common case here, the rest in Python)
  *   decode_at(data, pos, ctx, max_depth, zero_copy) -> (term, end)
  *   decode_dist(data, offset, ctx) -> (term, end)    a term inside a distribution message
- *   dist_context(atom_cache) -> DecodeContext        one per distribution header
- *   encode(term, compressed=False), encode_body(term) term_to_binary/1,2
+ *   dist_context(atom_cache, mapping=None)           one per distribution header; carries
+ *                                                    the codec options (dist_proto.mapping)
+ *   encode(term, compressed=False), encode_body(term) term_to_binary/1,2 (with a mapping:
+ *                                                    through Python, see etf_core.py)
  *   configure(**classes_and_helpers)                  called once by dist_proto.etf_core
  * The selection between this core and the pure codec is in dist_proto/etf.py.
  */
@@ -28,6 +30,7 @@ static void context_dealloc(DecodeContext *self)
 {
     for (int i = 0; i < 256; i++)
         Py_XDECREF(self->resolved[i]);
+    Py_XDECREF(self->struct_hook);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -55,13 +58,53 @@ static PyObject *special_value(PyObject *atom, CoreState *st)
     return atom;
 }
 
-static DecodeContext *make_context(CoreState *st, PyObject *atom_cache)
+/* Read the options of a dist_proto.mapping.Mapping (None: the default) into ctx. */
+static int context_options(CoreState *st, DecodeContext *ctx, PyObject *mapping)
+{
+    if (mapping == NULL || mapping == Py_None)
+        return 0;
+    int ok = PyObject_IsInstance(mapping, st->mapping_type);
+    if (ok <= 0) {
+        if (ok == 0)
+            PyErr_Format(PyExc_TypeError, "mapping must be a dist_proto.mapping.Mapping, not %s",
+                         Py_TYPE(mapping)->tp_name);
+        return -1;
+    }
+    PyObject *v = PyObject_GetAttrString(mapping, "strings");
+    if (v == NULL || (ctx->strings = PyObject_IsTrue(v)) < 0) {
+        Py_XDECREF(v);
+        return -1;
+    }
+    Py_DECREF(v);
+    v = PyObject_GetAttrString(mapping, "charlists");
+    if (v == NULL || (ctx->charlists = PyObject_IsTrue(v)) < 0) {
+        Py_XDECREF(v);
+        return -1;
+    }
+    Py_DECREF(v);
+    v = PyObject_GetAttrString(mapping, "struct_hook");
+    if (v == NULL)
+        return -1;
+    if (v == Py_None)
+        Py_DECREF(v);
+    else
+        ctx->struct_hook = v;
+    return 0;
+}
+
+static DecodeContext *make_context(CoreState *st, PyObject *atom_cache, PyObject *mapping)
 {
     DecodeContext *ctx = PyObject_New(DecodeContext, &DecodeContext_Type);
     if (ctx == NULL)
         return NULL;
     memset(ctx->resolved, 0, sizeof(ctx->resolved));
     ctx->size = -1;
+    ctx->strings = ctx->charlists = 0;
+    ctx->struct_hook = NULL;
+    if (context_options(st, ctx, mapping) < 0) {
+        Py_DECREF(ctx);
+        return NULL;
+    }
     if (atom_cache == Py_None)
         return ctx;
     PyObject *seq = PySequence_Fast(atom_cache, "atom_cache must be a sequence of Atom");
@@ -79,10 +122,14 @@ static DecodeContext *make_context(CoreState *st, PyObject *atom_cache)
     return ctx;
 }
 
-static PyObject *mod_dist_context(PyObject *module, PyObject *atom_cache)
+static PyObject *mod_dist_context(PyObject *module, PyObject *args, PyObject *kw)
 {
+    static char *names[] = {"atom_cache", "mapping", NULL};
+    PyObject *atom_cache, *mapping = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:dist_context", names, &atom_cache, &mapping))
+        return NULL;
     CoreState *st = state_of(module);
-    return st ? (PyObject *)make_context(st, atom_cache) : NULL;
+    return st ? (PyObject *)make_context(st, atom_cache, mapping) : NULL;
 }
 
 /* ------------------------------------------------------------------ decoding */
@@ -104,12 +151,25 @@ static PyObject *mod_decode(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (st == NULL)
         return NULL;
     PyObject *data = nargs == 1 ? args[0] : NULL;
-    if (kwnames != NULL || data == NULL || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 2
+    /* decode(data) and decode(data, mapping=M) here; anything else in etf_core.py */
+    PyObject *mapping = NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1
+        && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "mapping") == 0)
+        mapping = args[nargs];
+    if ((kwnames != NULL && mapping == NULL) || data == NULL || !PyBytes_CheckExact(data)
+        || PyBytes_GET_SIZE(data) < 2
         || (unsigned char)PyBytes_AS_STRING(data)[0] != 131
         || (unsigned char)PyBytes_AS_STRING(data)[1] == 80)
         return PyObject_Vectorcall(st->decode_slow, args, nargs, kwnames);
+    DecodeContext *ctx = NULL;
+    if (mapping != NULL && mapping != Py_None) {
+        ctx = make_context(st, Py_None, mapping);
+        if (ctx == NULL)
+            return NULL;
+    }
     Py_ssize_t end;
-    PyObject *term = core_decode_at(st, data, 1, NULL, st->default_max_depth, 0, &end);
+    PyObject *term = core_decode_at(st, data, 1, ctx, st->default_max_depth, 0, &end);
+    Py_XDECREF(ctx);
     if (term == NULL)
         return NULL;
     Py_ssize_t n = PyBytes_GET_SIZE(data);
@@ -220,10 +280,15 @@ static PyObject *mod_encode(PyObject *module, PyObject *const *args, Py_ssize_t 
     return encode_common(st, args[0], 1);
 }
 
-static PyObject *mod_encode_body(PyObject *module, PyObject *term)
+static PyObject *mod_encode_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
 {
     CoreState *st = state_of(module);
-    return st ? encode_common(st, term, 0) : NULL;
+    if (st == NULL)
+        return NULL;
+    if (kwnames != NULL || nargs != 1) /* a mapping: etf_core._encode_body_mapped */
+        return PyObject_Vectorcall(st->encode_body_slow, args, nargs, kwnames);
+    return encode_common(st, args[0], 0);
 }
 
 /* ------------------------------------------------------------------ configuration */
@@ -279,7 +344,11 @@ static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
         || get_obj(kw, "encode_failed", &st->encode_failed) < 0
         || get_obj(kw, "decode_slow", &st->decode_slow) < 0
         || get_obj(kw, "encode_compressed", &st->encode_compressed) < 0
-        || get_obj(kw, "rebuild_fun", &st->rebuild_fun) < 0)
+        || get_obj(kw, "rebuild_fun", &st->rebuild_fun) < 0
+        || get_obj(kw, "Mapping", &st->mapping_type) < 0
+        || get_obj(kw, "Charlist", &st->charlist_type) < 0
+        || get_obj(kw, "struct_key", &st->struct_key) < 0
+        || get_obj(kw, "encode_body_slow", &st->encode_body_slow) < 0)
         return NULL;
     PyObject *v = PyDict_GetItemString(kw, "atom_salt");
     PyObject *w = PyDict_GetItemString(kw, "default_max_depth");
@@ -323,7 +392,7 @@ static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
     X(atom_type) X(pid_type) X(port_type) X(ref_type) X(export_type) X(fun_type) X(bits_type) \
     X(improper_type) X(termmap_type) X(decode_error) X(unsupported) X(coerce) X(as_string) \
     X(atom_ext) X(big_ext) X(float_ext) X(encode_failed) X(decode_slow) X(encode_compressed) \
-    X(rebuild_fun)
+    X(rebuild_fun) X(mapping_type) X(charlist_type) X(struct_key) X(encode_body_slow)
 
 static int mod_traverse(PyObject *module, visitproc visit, void *arg)
 {
@@ -377,12 +446,12 @@ static PyMethodDef core_methods[] = {
      "decode_at(data, pos, ctx, max_depth, zero_copy) -> (term, end)."},
     {"decode_dist", (PyCFunction)(void (*)(void))mod_decode_dist, METH_FASTCALL,
      "decode_dist(data, offset, ctx) -> (term, end): a term inside a distribution message."},
-    {"dist_context", mod_dist_context, METH_O,
-     "dist_context(atom_cache) -> DecodeContext for decode_dist."},
+    {"dist_context", (PyCFunction)(void (*)(void))mod_dist_context, METH_VARARGS | METH_KEYWORDS,
+     "dist_context(atom_cache, mapping=None) -> DecodeContext for decode_dist / decode_at."},
     {"encode", (PyCFunction)(void (*)(void))mod_encode, METH_FASTCALL | METH_KEYWORDS,
      "encode(term, compressed=False): term_to_binary/1,2."},
-    {"encode_body", mod_encode_body, METH_O,
-     "encode_body(term): the encoded term without the version byte."},
+    {"encode_body", (PyCFunction)(void (*)(void))mod_encode_body, METH_FASTCALL | METH_KEYWORDS,
+     "encode_body(term, mapping=None): the encoded term without the version byte."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,6 +28,9 @@ typedef struct {
     /* Python helpers for rare paths (see dist_proto/etf_core.py) */
     PyObject *coerce, *as_string, *atom_ext, *big_ext, *float_ext, *encode_failed;
     PyObject *decode_slow, *encode_compressed, *rebuild_fun;
+    /* codec options (dist_proto.mapping): the Mapping and Charlist classes, the
+       __struct__ atom, and the Python encode_body for calls with a mapping */
+    PyObject *mapping_type, *charlist_type, *struct_key, *encode_body_slow;
     Py_ssize_t atom_salt;
     Py_ssize_t default_max_depth;
     /* byte offsets of __slots__ members inside instances */
@@ -49,6 +52,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Py_ssize_t size;         /* len(atom_cache), -1 when there is none */
+    int strings, charlists;  /* codec options of the Mapping given to dist_context() */
+    PyObject *struct_hook;   /* Mapping.struct_hook: hook(map, offset), or NULL */
     PyObject *resolved[256]; /* value of ATOM_CACHE_REF i; NULL when the entry is not an Atom */
 } DecodeContext;
 

@@ -17,6 +17,9 @@ typedef struct {
     PyObject *view;   /* memoryview of data (zero-copy binaries), or NULL */
     DecodeContext *ctx; /* atom cache, or NULL */
     Py_ssize_t max_depth;
+    int strings;        /* binaries that are valid UTF-8 decode as str */
+    int charlists;      /* STRING_EXT decodes as Charlist */
+    PyObject *struct_hook; /* hook(map, offset) for maps with __struct__ (borrowed), or NULL */
 } Dec;
 
 typedef struct {
@@ -480,8 +483,70 @@ static PyObject *dec_float_text(Dec *d, Py_ssize_t pos)
     return v;
 }
 
+/* Whether the characters of s[0..n) that start before `limit` are well-formed UTF-8 as
+ * CPython's strict decoder sees them (Unicode Table 3-7: no overlong forms, no surrogates,
+ * nothing above U+10FFFF); with limit == n, whether all of s is. */
+static int utf8_prefix_ok(const unsigned char *s, Py_ssize_t n, Py_ssize_t limit)
+{
+    Py_ssize_t i = 0;
+    while (i < limit) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            while (i + 8 <= limit) { /* a run of ASCII: eight bytes at a time */
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (w & 0x8080808080808080ULL)
+                    break;
+                i += 8;
+            }
+            continue;
+        }
+        Py_ssize_t len;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else
+            return 0;
+        if (n - i < len)
+            return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (Py_ssize_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* How many leading bytes utf8_prefix_ok checks before the decoder runs: a binary that is
+ * not text almost always shows it there, and then costs no UnicodeDecodeError (whose
+ * creation copies the whole binary); a short binary is checked whole. */
+#define UTF8_PRECHECK 256
+
 static PyObject *binary_at(Dec *d, Py_ssize_t start, Py_ssize_t n)
 {
+    if (d->strings && utf8_prefix_ok(d->buf + start, n, n < UTF8_PRECHECK ? n : UTF8_PRECHECK)) {
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)d->buf + start, n, "strict");
+        if (s != NULL)
+            return s;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear(); /* not text after all: the binary stays bytes */
+    }
     if (d->view != NULL)
         return PySequence_GetSlice(d->view, start, start + n);
     return PyBytes_FromStringAndSize((const char *)d->buf + start, n);
@@ -794,6 +859,13 @@ static PyObject *decode_loop(Dec *d, Py_ssize_t pos, Py_ssize_t *end)
             n = be16(buf + pos + 1);
             if (check_len(d, pos + 3, n, "STRING_EXT", pos) < 0)
                 goto error;
+            if (d->charlists) {
+                PyObject *text = PyUnicode_DecodeLatin1((const char *)buf + pos + 3, n, NULL);
+                v = text == NULL ? NULL : PyObject_CallOneArg(d->st->charlist_type, text);
+                Py_XDECREF(text);
+                pos += 3 + n;
+                break;
+            }
             v = PyList_New(n);
             if (v != NULL)
                 for (Py_ssize_t i = 0; i < n; i++)
@@ -924,6 +996,13 @@ static PyObject *decode_loop(Dec *d, Py_ssize_t pos, Py_ssize_t *end)
                     goto next;
                 v = finish_map(d, f->obj, f->n / 2, f->start);
                 Py_DECREF(f->obj);
+                if (v != NULL && d->struct_hook != NULL && PyDict_CheckExact(v)) {
+                    PyObject *mod = PyDict_GetItemWithError(v, d->st->struct_key);
+                    if (mod != NULL)
+                        Py_SETREF(v, PyObject_CallFunction(d->struct_hook, "On", v, f->start));
+                    else if (PyErr_Occurred())
+                        Py_CLEAR(v);
+                }
                 break;
             default: /* F_FUN */
                 PyTuple_SET_ITEM(f->obj, f->i++, v);
@@ -967,6 +1046,9 @@ PyObject *core_decode_at(CoreState *st, PyObject *data, Py_ssize_t pos, DecodeCo
     d.len = PyBytes_GET_SIZE(data);
     d.ctx = ctx;
     d.max_depth = max_depth;
+    d.strings = ctx != NULL && ctx->strings;
+    d.charlists = ctx != NULL && ctx->charlists;
+    d.struct_hook = ctx != NULL ? ctx->struct_hook : NULL;
     d.view = NULL;
     if (zero_copy) {
         d.view = PyMemoryView_FromObject(data);

@@ -20,7 +20,7 @@ documented in :mod:`dist_proto.terms`; the core in ``docs/codec.md``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -28,7 +28,9 @@ from . import etf_decode as _pure_decode
 from . import etf_encode as _pure_encode
 from .errors import DecodeError
 from .etf_decode import DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE
-from .terms import Atom, Term
+from .mapping import DEFAULT as DEFAULT_MAPPING
+from .mapping import Mapping
+from .terms import Term
 
 __all__ = [
     "ACTIVE",
@@ -46,6 +48,7 @@ __all__ = [
     "dist_context",
     "encode",
     "encode_body",
+    "remap",
 ]
 
 #: The environment variable that forces the pure-Python codec.
@@ -60,11 +63,11 @@ class Codec(NamedTuple):
 
     name: str
     encode: Callable[..., bytes]
-    encode_body: Callable[[Term], bytes]
+    encode_body: Callable[..., bytes]
     decode: Callable[..., Term]
     decode_from: Callable[..., tuple[Term, int]]
     decode_dist: Callable[[bytes, int, DistContext], tuple[Term, int]]
-    dist_context: Callable[[Sequence[Atom] | None], DistContext]
+    dist_context: Callable[..., DistContext]
 
 
 PURE = Codec(
@@ -118,3 +121,26 @@ decode = ACTIVE.decode
 decode_from = ACTIVE.decode_from
 decode_dist = ACTIVE.decode_dist
 dist_context = ACTIVE.dist_context
+
+
+def remap(term: Term, source: Mapping | None, target: Mapping | None) -> Term:
+    """``term`` as decoding with ``target`` gives it, from its form under ``source``.
+
+    The conversions are invertible (a ``str`` from ``strings`` is the UTF-8 binary,
+    a :class:`~dist_proto.terms.Charlist` the charlist, a registered dataclass its
+    struct), so this is ``decode(encode(term, mapping=source), mapping=target)``:
+    one encode and one decode, none when the mappings are equal. Per-call mappings
+    (``Node.call(..., mapping=...)``) use it on the reply. A value with no Erlang
+    form (a Python object a local actor returned) comes back unchanged.
+
+    >>> from dist_proto.mapping import Mapping
+    >>> remap(["café".encode()], None, Mapping(strings=True))
+    ['café']
+    """
+    if (source or DEFAULT_MAPPING) == (target or DEFAULT_MAPPING):
+        return term
+    try:
+        data = encode(term, mapping=source) if source is not None else encode(term)
+    except (TypeError, ValueError):
+        return term
+    return decode(data, mapping=target) if target is not None else decode(data)

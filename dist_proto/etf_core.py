@@ -26,12 +26,26 @@ from .etf_decode import (
     _Ctx,
     input_buffer,
 )
+from .etf_decode import _options as _mapping_options
 from .etf_decode_rare import _inflate
-from .etf_encode import _as_string, _atom_ext, _big, _e_buffer, _float, _path_of, _Unsupported
+from .etf_encode import (
+    _as_string,
+    _as_struct,
+    _atom_ext,
+    _big,
+    _e_buffer,
+    _encoding_with,
+    _float,
+    _path_of,
+    _Unsupported,
+)
+from .mapping import STRUCT_KEY
+from .mapping import Mapping as TermMapping
 from .terms import (
     _ATOM_SALT,
     Atom,
     BitString,
+    Charlist,
     ExportFun,
     Fun,
     ImproperList,
@@ -65,6 +79,8 @@ def _coerce(term: Any) -> Any:
         return int(term)
     if isinstance(term, float):
         return float(term)
+    if isinstance(term, Charlist):
+        return term.code_points()
     if isinstance(term, str):
         return str(term)
     if isinstance(term, bytes):
@@ -75,7 +91,10 @@ def _coerce(term: Any) -> Any:
         return list(term)
     if isinstance(term, Mapping):
         return dict(term.items()) if isinstance(term, dict) else TermMap(term)
-    raise _Unsupported(term)
+    struct_map = _as_struct(term)  # a registered dataclass, while encoding with a mapping
+    if struct_map is None:
+        raise _Unsupported(term)
+    return struct_map
 
 
 def _encode_failed(term: Any, error: _Unsupported) -> None:
@@ -111,10 +130,15 @@ def decode_from(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
     zero_copy: bool = False,
+    mapping: TermMapping | None = None,
 ) -> tuple[Term, int]:
     """:func:`dist_proto.etf_decode.decode_from` on the compiled core (same results and errors)."""
     buf, base, pos = input_buffer(data, offset)
-    ctx = None if atom_cache is None else _core.dist_context(atom_cache)
+    mapping = _mapping_options(mapping)
+    ctx = (
+        None if atom_cache is None and mapping is None
+        else _core.dist_context(atom_cache, mapping)
+    )
     where = "data"
     try:
         if versioned:
@@ -158,11 +182,12 @@ def _decode_slow(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
     zero_copy: bool = False,
+    mapping: TermMapping | None = None,
 ) -> Term:
     """:func:`decode` for what the C entry point does not take itself (compressed, buffers, options)."""
     term, end = decode_from(
         data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size,
-        zero_copy=zero_copy,
+        zero_copy=zero_copy, mapping=mapping,
     )
     n = len(data) if not isinstance(data, memoryview) else data.nbytes
     if end != n:
@@ -172,8 +197,19 @@ def _decode_slow(
     return term
 
 
-def _encode_compressed(term: Term, compressed: bool | int = False) -> bytes:
-    """:func:`dist_proto.etf_encode.encode` with compression, on the compiled core."""
+def _encode_body_mapped(term: Term, mapping: TermMapping | None = None) -> bytes:
+    """:func:`dist_proto.etf_encode.encode_body` with a mapping, on the compiled core."""
+    with _encoding_with(mapping):
+        return _core.encode_body(term)
+
+
+def _encode_compressed(
+    term: Term, compressed: bool | int = False, *, mapping: TermMapping | None = None
+) -> bytes:
+    """:func:`dist_proto.etf_encode.encode` with compression or a mapping, on the compiled core."""
+    if mapping is not None:
+        with _encoding_with(mapping):
+            return _encode_compressed(term, compressed)
     if compressed is False or compressed is None:
         return _core.encode(term)
     level = 6 if compressed is True else int(compressed)
@@ -194,7 +230,8 @@ _core.configure(
     Unsupported=_Unsupported, coerce=_coerce, as_string=_as_string, atom_ext=_atom_ext,
     big_ext=_big, float_ext=_float, encode_failed=_encode_failed, decode_slow=_decode_slow,
     encode_compressed=_encode_compressed, rebuild_fun=_rebuild_fun, atom_salt=_ATOM_SALT,
-    default_max_depth=DEFAULT_MAX_DEPTH,
+    default_max_depth=DEFAULT_MAX_DEPTH, Mapping=TermMapping, Charlist=Charlist,
+    struct_key=STRUCT_KEY, encode_body_slow=_encode_body_mapped,
 )
 
 decode = _core.decode

@@ -29,14 +29,18 @@ Theory of operation (see docs/protocol.md §6 and §9):
 
 from __future__ import annotations
 
+import codecs
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import DecodeError
+from .mapping import STRUCT_KEY as _STRUCT_KEY
+from .mapping import Mapping
 from .terms import (
     _ATOM_SALT,
     Atom,
+    Charlist,
     ImproperList,
     Pid,
     Reference,
@@ -85,15 +89,33 @@ class _Ctx:
     references past its end go through :func:`_cached_atom` for the error.
     """
 
-    __slots__ = ("atom_cache", "max_depth", "max_size", "limit", "resolved", "view")
+    __slots__ = (
+        "atom_cache", "binary", "charlists", "limit", "max_depth", "max_size", "resolved",
+        "strings", "structs", "view",
+    )
 
-    def __init__(self, atom_cache: Sequence[Atom] | None, max_depth: int, max_size: int) -> None:
+    def __init__(
+        self,
+        atom_cache: Sequence[Atom] | None,
+        max_depth: int,
+        max_size: int,
+        mapping: Mapping | None = None,
+    ) -> None:
         self.atom_cache = atom_cache
         self.max_depth = max_depth
         self.max_size = max_size
         self.limit = min(_RECURSE_LIMIT, max_depth)
         self.resolved: list[Any] = []
         self.view: memoryview | None = None  # set for zero-copy binaries
+        # binary(data, start, end): how a binary decodes when not as bytes (zero copy,
+        # strings); None on the default path. See set_view.
+        self.binary: Callable[[bytes, int, int], Any] | None = None
+        self.strings = mapping is not None and mapping.strings
+        self.charlists = mapping is not None and mapping.charlists
+        #: structs(map, offset) for maps with a __struct__ key; None without structs
+        self.structs = None if mapping is None else mapping.struct_hook
+        if self.strings:
+            self.binary = self._binary
         if atom_cache is not None:
             # a reference is one byte: no more than 256 entries can be named
             for atom in atom_cache[:256]:
@@ -103,7 +125,32 @@ class _Ctx:
                     self.resolved.append(_BAD_REF)
 
 
+    def set_view(self, view: memoryview | None) -> None:
+        """Decode binaries as read-only views of ``view`` (zero copy)."""
+        self.view = view
+        if view is not None:
+            self.binary = self._binary
+
+    def _binary(self, data: bytes, start: int, end: int) -> Any:
+        if self.strings:
+            raw = data[start:end]
+            try:
+                if end - start > _UTF8_PRECHECK:
+                    # most binaries that are not text show it at once: fail on a short
+                    # prefix, not after the error has copied the whole binary
+                    _utf8_prefix(raw[:_UTF8_PRECHECK], "strict", False)
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if self.view is None:
+                    return raw
+        if self.view is not None:
+            return self.view[start:end]
+        return data[start:end]
+
+
 _BAD_REF = object()
+_UTF8_PRECHECK = 256
+_utf8_prefix = codecs.utf_8_decode  # (data, errors, final): final=False allows a cut character
 
 
 # --------------------------------------------------------------------------- atoms
@@ -358,7 +405,7 @@ def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
             q = p + 5 + m
             if q > len(data):
                 _check_len(data, p + 5, m, "BINARY_EXT", p)
-            k = data[p + 5 : q] if ctx.view is None else ctx.view[p + 5 : q]
+            k = data[p + 5 : q] if ctx.binary is None else ctx.binary(data, p + 5, q)
             p = q
         else:
             k, p = _dec(data, p, depth, ctx)
@@ -377,7 +424,10 @@ def _dec_map(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         else:
             v, p = _dec(data, p, depth, ctx)
         add_value(v)
-    return _finish_map(keys, values, pos), p
+    m = _finish_map(keys, values, pos)
+    if ctx.structs is not None and type(m) is dict and _STRUCT_KEY in m:
+        m = ctx.structs(m, pos)
+    return m, p
 
 
 def _run_length(data: bytes, p: int, k: int, stride: int, tag: bytes) -> int:
@@ -472,8 +522,8 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         end = pos + 5 + n
         if end > len(data):
             _check_len(data, pos + 5, n, "BINARY_EXT", pos)
-        if ctx.view is not None:
-            return ctx.view[pos + 5 : end], end
+        if ctx.binary is not None:
+            return ctx.binary(data, pos + 5, end), end
         return data[pos + 5 : end], end
     if tag == 106:  # NIL_EXT
         return [], pos + 1
@@ -529,6 +579,8 @@ def _dec(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
         end = pos + 3 + n
         if end > len(data):
             _check_len(data, pos + 3, n, "STRING_EXT", pos)
+        if ctx.charlists:
+            return Charlist(data[pos + 3 : end].decode("latin-1")), end
         return list(data[pos + 3 : end]), end
     if tag == 88:
         return _d_new_pid(data, pos, depth, ctx)
@@ -554,6 +606,7 @@ def decode_from(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
     zero_copy: bool = False,
+    mapping: Mapping | None = None,
 ) -> tuple[Term, int]:
     """Decode one external term starting at ``offset``; return ``(term, end_offset)``.
 
@@ -564,14 +617,16 @@ def decode_from(
     binary decodes to a read-only ``memoryview`` of the input (of the inflated
     bytes for a ``COMPRESSED`` term; of a copy when ``data`` is not ``bytes``)
     instead of a ``bytes`` copy: the input stays alive as long as any view does.
+    ``mapping`` (:class:`dist_proto.mapping.Mapping`) picks the codec options
+    (strings, charlists, structs); None is the lossless default.
 
     >>> decode_from(b"xx\\x83a\\x07yy", 2)
     (7, 5)
     """
     buf, base, pos = input_buffer(data, offset)
-    ctx = _Ctx(atom_cache, max_depth, max_uncompressed_size)
+    ctx = _Ctx(atom_cache, max_depth, max_uncompressed_size, _options(mapping))
     if zero_copy:
-        ctx.view = memoryview(buf)
+        ctx.set_view(memoryview(buf))
     where = "data"
     try:
         if versioned:
@@ -584,7 +639,7 @@ def decode_from(
                 inner, end = _rare._inflate(buf, pos, ctx)
                 where = "compressed data"
                 if zero_copy:
-                    ctx.view = memoryview(inner)
+                    ctx.set_view(memoryview(inner))
                 try:
                     term, inner_end = _dec(inner, 0, 0, ctx)
                 except DecodeError as e:
@@ -612,13 +667,14 @@ def decode_from(
     return term, end + base
 
 
-def dist_context(atom_cache: Sequence[Atom] | None) -> _Ctx:
+def dist_context(atom_cache: Sequence[Atom] | None, mapping: Mapping | None = None) -> _Ctx:
     """A decoding context for :func:`decode_dist` with the default limits.
 
     Build one per distribution header (``atom_cache`` is its list of atoms) and
-    reuse it for the control term and the payload.
+    reuse it for the terms of that message; ``mapping`` picks the codec options
+    (:class:`dist_proto.mapping.Mapping`) of the terms decoded with it.
     """
-    return _Ctx(atom_cache, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE)
+    return _Ctx(atom_cache, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE, _options(mapping))
 
 
 def decode_dist(data: bytes, offset: int, ctx: _Ctx) -> tuple[Term, int]:
@@ -648,11 +704,13 @@ def decode(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_uncompressed_size: int = DEFAULT_MAX_UNCOMPRESSED_SIZE,
     zero_copy: bool = False,
+    mapping: Mapping | None = None,
 ) -> Term:
     """Decode a whole external term (``binary_to_term/1``).
 
     ``data`` starts with the version byte 131 (then possibly ``COMPRESSED``);
-    bytes after the term are an error. ``zero_copy`` is :func:`decode_from`'s.
+    bytes after the term are an error. ``zero_copy`` and ``mapping`` are
+    :func:`decode_from`'s.
 
     >>> decode(b"\\x83h\\x02w\\x02oka\\x01")
     (Atom('ok'), 1)
@@ -661,6 +719,7 @@ def decode(
         type(data) is bytes
         and max_depth == DEFAULT_MAX_DEPTH
         and not zero_copy
+        and mapping is None
         and len(data) > 1
         and data[0] == VERSION
         and data[1] != 80
@@ -675,7 +734,7 @@ def decode(
     else:
         term, end = decode_from(
             data, 0, max_depth=max_depth, max_uncompressed_size=max_uncompressed_size,
-            zero_copy=zero_copy,
+            zero_copy=zero_copy, mapping=mapping,
         )
     n = len(data) if not isinstance(data, memoryview) else data.nbytes
     if end != n:
@@ -686,6 +745,15 @@ def decode(
 
 
 _DEFAULT_CTX = _Ctx(None, DEFAULT_MAX_DEPTH, DEFAULT_MAX_UNCOMPRESSED_SIZE)
+
+
+def _options(mapping: Mapping | None) -> Mapping | None:
+    """``mapping`` checked; None for the default mapping (the faster path)."""
+    if mapping is None:
+        return None
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"mapping must be a dist_proto.mapping.Mapping, not {type(mapping).__name__}")
+    return None if mapping.is_default else mapping
 
 
 from . import etf_decode_rare as _rare  # noqa: E402  (it reaches this module at call time)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import etf_decode as _core
 from .errors import DecodeError
+from .mapping import STRUCT_KEY
 from .terms import Atom, BitString, ExportFun, Fun, Pid, Port, Reference
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ def _d_bit_binary(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, in
     if n == 0:
         raise DecodeError("BIT_BINARY_EXT with no bytes", pos)
     if bits == 8:  # every bit of the last byte used: a plain binary
-        if ctx.view is not None:
-            return ctx.view[pos + 6 : pos + 6 + n], pos + 6 + n
+        if ctx.binary is not None:
+            return ctx.binary(data, pos + 6, pos + 6 + n), pos + 6 + n
         return data[pos + 6 : pos + 6 + n], pos + 6 + n
     return BitString(data[pos + 6 : pos + 6 + n], bits), pos + 6 + n
 
@@ -297,6 +298,8 @@ def _dec_iter(data: bytes, pos: int, depth: int, ctx: _Ctx) -> tuple[Any, int]:
                 value = _core._finish_list(fitems)
             elif kind == 2:
                 value = _core._finish_map(fitems[0::2], fitems[1::2], frame[3])
+                if ctx.structs is not None and type(value) is dict and STRUCT_KEY in value:
+                    value = ctx.structs(value, frame[3])
             else:
                 value = _make_fun(data, frame[3], pos, frame[4], fitems, ctx)
         else:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from .terms import (
     Atom,
     BitString,
+    Charlist,
     ExportFun,
     Fun,
     ImproperList,
@@ -40,7 +43,37 @@ from .terms import (
     _set_atom_ext,
 )
 
+if TYPE_CHECKING:
+    from .mapping import Mapping as TermMapping
+
 __all__ = ["encode", "encode_body"]
+
+#: The struct encoder of the encode in progress (``Mapping.struct_encoder``), for
+#: the rare path that meets a value of no built-in Erlang form. Context-local, so
+#: concurrent encodes on other threads or tasks do not see it.
+_struct_encoder: ContextVar[Callable[[Any], Any] | None] = ContextVar(
+    "beam_bridge_struct_encoder", default=None
+)
+
+
+@contextmanager
+def _encoding_with(mapping: TermMapping | None) -> Iterator[None]:
+    """Let the rare path encode ``mapping``'s registered dataclasses while inside."""
+    hook = None if mapping is None else mapping.struct_encoder
+    if hook is None:
+        yield
+        return
+    token = _struct_encoder.set(hook)
+    try:
+        yield
+    finally:
+        _struct_encoder.reset(token)
+
+
+def _as_struct(term: Any) -> dict[Any, Any] | None:
+    """The struct map of a registered dataclass instance, or None."""
+    hook = _struct_encoder.get()
+    return None if hook is None else hook(term)
 
 _RECURSE_LIMIT = 120
 
@@ -301,6 +334,8 @@ def _enc_other(term: Any, a: Callable[[Any], None], depth: int) -> None:
         a(_int(int(term)))
     elif isinstance(term, float):
         a(_float(float(term)))
+    elif isinstance(term, Charlist):
+        _enc(term.code_points(), a, depth)
     elif isinstance(term, str):
         _enc(str(term), a, depth)
     elif isinstance(term, bytes):
@@ -312,7 +347,10 @@ def _enc_other(term: Any, a: Callable[[Any], None], depth: int) -> None:
     elif isinstance(term, Mapping):
         _enc(dict(term.items()) if isinstance(term, dict) else TermMap(term), a, depth)
     else:
-        raise _Unsupported(term)
+        struct_map = _as_struct(term)
+        if struct_map is None:
+            raise _Unsupported(term)
+        _enc(struct_map, a, depth)
 
 
 class _Raw:
@@ -404,25 +442,36 @@ def _join(term: Term, prefix: bytes) -> bytes:
     return b"".join(out)
 
 
-def encode_body(term: Term) -> bytes:
+def encode_body(term: Term, mapping: TermMapping | None = None) -> bytes:
     """Encode ``term`` without the version byte (for distribution-header framing).
+
+    ``mapping`` is :func:`encode`'s.
 
     >>> encode_body([1, 2])
     b'k\\x00\\x02\\x01\\x02'
     """
-    return _join(term, b"")
+    if mapping is None:
+        return _join(term, b"")
+    with _encoding_with(mapping):
+        return _join(term, b"")
 
 
-def encode(term: Term, compressed: bool | int = False) -> bytes:
+def encode(term: Term, compressed: bool | int = False, *, mapping: TermMapping | None = None) -> bytes:
     """Encode ``term`` as an external term with the version byte (``term_to_binary/1,2``).
 
     ``compressed=True`` compresses at zlib level 6, an int 0..9 picks the level
     (0 means uncompressed), as ``term_to_binary(T, [{compressed, Level}])``; like
     BEAM, the uncompressed form is returned when compression does not shrink it.
+    ``mapping`` (:class:`dist_proto.mapping.Mapping`) lets its registered
+    dataclasses encode as Elixir structs; the other options only affect decoding
+    (a ``str`` is always a binary, a :class:`~dist_proto.terms.Charlist` a charlist).
 
     >>> encode([1, 2])
     b'\\x83k\\x00\\x02\\x01\\x02'
     """
+    if mapping is not None:
+        with _encoding_with(mapping):
+            return encode(term, compressed)
     if compressed is False or compressed is None:
         return _join(term, b"\x83")
     level = 6 if compressed is True else int(compressed)

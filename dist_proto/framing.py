@@ -69,6 +69,7 @@ from .errors import DecodeError, LocalProtocolError, ProtocolError, RemoteProtoc
 from .etf import DistContext as _Ctx
 from .etf import decode_dist, dist_context, encode_body
 from .flags import DFlag
+from .mapping import Mapping
 from .terms import Atom, Pid, Reference, Term
 
 __all__ = [
@@ -133,13 +134,14 @@ DistEvent = Tick | ControlMessage
 class _Sequence:
     """A fragmented message being reassembled."""
 
-    __slots__ = ("next_id", "chunks", "size", "ctx")
+    __slots__ = ("next_id", "chunks", "size", "ctx", "payload_ctx")
 
-    def __init__(self, next_id: int, chunk: bytes, ctx: _Ctx) -> None:
+    def __init__(self, next_id: int, chunk: bytes, ctx: _Ctx, payload_ctx: _Ctx) -> None:
         self.next_id = next_id
         self.chunks = [chunk]
         self.size = len(chunk)
         self.ctx = ctx
+        self.payload_ctx = payload_ctx
 
 
 class DistConnection:
@@ -164,8 +166,16 @@ class DistConnection:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         fragment_size: int = DEFAULT_FRAGMENT_SIZE,
         max_reassembly: int | None = None,
+        mapping: Mapping | None = None,
     ) -> None:
         self.flags = DFlag(int(flags))
+        #: codec options for payloads (messages, exit reasons, spawn arguments); control
+        #: terms always decode with the default mapping. None: the lossless default.
+        self.mapping = None if mapping is None or mapping.is_default else mapping
+        # encoding needs the mapping only for its registered dataclasses
+        self._encode_mapping = (
+            None if self.mapping is None or self.mapping.struct_encoder is None else self.mapping
+        )
         self.max_frame = max_frame
         self.max_message = max_frame if max_message is None else max_message
         self.max_sequences = max_sequences
@@ -182,8 +192,9 @@ class DistConnection:
         self._pos = 0
         self._pending = bytearray()
         self._cache: list[Atom | None] = [None] * ATOM_CACHE_SIZE
-        self._header_memo: dict[bytes, _Ctx] = {}
-        self._no_atoms = dist_context([])
+        self._header_memo: dict[bytes, tuple[_Ctx, _Ctx]] = {}
+        no_atoms = dist_context([])
+        self._no_atoms = (no_atoms, self._payload_context([], no_atoms))
         self._sequences: dict[int, _Sequence] = {}
         self._next_seq = 1
         self._error: ProtocolError | None = None
@@ -265,9 +276,9 @@ class DistConnection:
             )
         tag = data[start + 1]
         if tag == _HDR:
-            ctx, off = self._dist_header(data, start + 2, end)
+            ctx, pctx, off = self._dist_header(data, start + 2, end)
             control, off = decode_dist(data, off, ctx)
-            return self._message(data, control, off, end, ctx)
+            return self._message(data, control, off, end, pctx)
         if tag == _FRAG_START or tag == _FRAG_CONT:
             return self._fragment(data, start, end, tag)
         raise RemoteProtocolError(f"unknown distribution header tag {tag}")
@@ -280,13 +291,14 @@ class DistConnection:
         end: int,
         ctx: _Ctx | None,
     ) -> ControlMessage:
-        """``ctx`` is the header's decoding context; None for pass-through (versioned terms)."""
+        """``ctx`` is the header's decoding context for the payload; None for pass-through
+        (versioned terms)."""
         if off > end:
             raise RemoteProtocolError("control term runs past the end of its packet")
         payload: Term = NO_PAYLOAD
         if off < end:
             if ctx is None:
-                payload, off = etf.decode_from(data, off)
+                payload, off = etf.decode_from(data, off, mapping=self.mapping)
             else:
                 payload, off = decode_dist(data, off, ctx)
             if off != end:
@@ -299,7 +311,11 @@ class DistConnection:
         _set_cm_control(ev, _control(control, payload))
         return ev
 
-    def _dist_header(self, data: bytes, pos: int, end: int) -> tuple[_Ctx, int]:
+    def _payload_context(self, atoms: list[Atom], ctx: _Ctx) -> _Ctx:
+        """The context payloads decode with: ``ctx`` itself without a mapping."""
+        return ctx if self.mapping is None else dist_context(atoms, self.mapping)
+
+    def _dist_header(self, data: bytes, pos: int, end: int) -> tuple[_Ctx, _Ctx, int]:
         """:meth:`_header` and the decoding context for it, memoised by header bytes.
 
         A header whose every entry refers to a cached atom takes ``1 + N//2 + 1 + N``
@@ -309,25 +325,26 @@ class DistConnection:
         if pos < end:
             n = data[pos]
             if n == 0:
-                return self._no_atoms, pos + 1
+                return self._no_atoms[0], self._no_atoms[1], pos + 1
             hend = pos + n // 2 + 2 + n
             if hend <= end:
                 key = data[pos:hend]
-                ctx = self._header_memo.get(key)
-                if ctx is not None:
-                    return ctx, hend
+                pair = self._header_memo.get(key)
+                if pair is not None:
+                    return pair[0], pair[1], hend
         else:
             hend = -1
         atoms, off = self._header(data, pos, end)
         ctx = dist_context(atoms)
+        pctx = self._payload_context(atoms, ctx)
         memo = self._header_memo
         if off != hend:  # new cache entries: earlier headers may mean other atoms now
             memo.clear()
         else:
             if len(memo) >= _HEADER_MEMO_MAX:
                 memo.clear()
-            memo[data[pos:hend]] = ctx
-        return ctx, off
+            memo[data[pos:hend]] = (ctx, pctx)
+        return ctx, pctx, off
 
     def _header(self, data: bytes, pos: int, end: int) -> tuple[list[Atom], int]:
         """Parse ``N, Flags, AtomCacheRefs`` (erl_ext_dist "Distribution Header")."""
@@ -392,13 +409,13 @@ class DistConnection:
         if tag == _FRAG_START:
             if seq in seqs:
                 raise RemoteProtocolError(f"duplicate start of fragment sequence {seq}")
-            ctx, pos = self._dist_header(data, pos, end)
+            ctx, pctx, pos = self._dist_header(data, pos, end)
             if frag == 1:
                 control, off = decode_dist(data, pos, ctx)
-                return self._message(data, control, off, end, ctx)
+                return self._message(data, control, off, end, pctx)
             if len(seqs) >= self.max_sequences:
                 raise RemoteProtocolError(f"more than {self.max_sequences} open fragment sequences")
-            seq_state = _Sequence(frag - 1, data[pos:end], ctx)
+            seq_state = _Sequence(frag - 1, data[pos:end], ctx, pctx)
             if seq_state.size > self.max_message:
                 raise RemoteProtocolError("fragmented message exceeds the size limit")
             self._hold(seq_state.size)
@@ -428,7 +445,7 @@ class DistConnection:
         self._reassembly_bytes -= state.size
         whole = b"".join(state.chunks)
         control, off = decode_dist(whole, 0, state.ctx)
-        return self._message(whole, control, off, len(whole), state.ctx)
+        return self._message(whole, control, off, len(whole), state.payload_ctx)
 
     def _hold(self, size: int) -> None:
         self._reassembly_bytes += size
@@ -464,12 +481,18 @@ class DistConnection:
         if not self._use_header:
             body = b"\x70" + etf.encode(control)
             if payload is not NO_PAYLOAD:
-                body += etf.encode(payload)
+                body += (
+                    etf.encode(payload) if self._encode_mapping is None
+                    else etf.encode(payload, mapping=self._encode_mapping)
+                )
             return self._frame(body)
         ctrl = etf.encode_body(control)
         if payload is NO_PAYLOAD:
             return self._frame(_HDR_PREFIX + ctrl)
-        pay = etf.encode_body(payload)
+        pay = (
+            etf.encode_body(payload) if self._encode_mapping is None
+            else etf.encode_body(payload, self._encode_mapping)
+        )
         if self._fragments and len(pay) > self.fragment_size:
             return self._fragmented(ctrl, pay)
         return self._frame(b"".join((_HDR_PREFIX, ctrl, pay)))
@@ -496,7 +519,10 @@ class DistConnection:
 
     def _framed(self, ctrl: bytes, message: Term) -> bytes:
         """``ctrl`` (encoded control tuple, no version byte) and ``message`` as packets."""
-        pay = encode_body(message)
+        pay = (
+            encode_body(message) if self._encode_mapping is None
+            else encode_body(message, self._encode_mapping)
+        )
         if self._fragments and len(pay) > self.fragment_size:
             return self._fragmented(ctrl, pay)
         n = 3 + len(ctrl) + len(pay)

@@ -10,10 +10,13 @@ atom ``ok``                 :class:`Atom` (``Atom("ok")``), never a ``str``
 ``undefined``               ``None``
 integer                     ``int``
 float                       ``float`` (finite only)
-binary                      ``bytes`` (``str`` encodes to a UTF-8 binary)
+binary                      ``bytes`` (``str`` encodes to a UTF-8 binary;
+                            ``str`` with ``Mapping(strings=True)``, see
+                            :mod:`dist_proto.mapping` for structs too)
 bitstring                   :class:`BitString`
 tuple                       ``tuple``
-proper list, charlist       ``list`` (a charlist is a list of ``int``)
+proper list, charlist       ``list`` (a charlist is a list of ``int``;
+                            :class:`Charlist` with ``Mapping(charlists=True)``)
 improper list               :class:`ImproperList`
 map                         ``dict``, or :class:`TermMap` when Python would
                             merge or cannot hash its keys
@@ -36,6 +39,7 @@ from typing import Any
 __all__ = [
     "Atom",
     "BitString",
+    "Charlist",
     "ExportFun",
     "Fun",
     "ImproperList",
@@ -312,6 +316,28 @@ class BitString(_Frozen):
     def bit_size(self) -> int:
         """Total length in bits (``bit_size/1``)."""
         return (len(self.data) - 1) * 8 + self.bits
+
+
+class Charlist(str):
+    """A charlist (``~c"abc"`` in Elixir, ``"abc"`` in Erlang) decoded as text.
+
+    Decoding with ``Mapping(charlists=True)`` (:mod:`dist_proto.mapping`) turns a
+    ``STRING_EXT`` into a ``Charlist``; it is a ``str`` (it compares, hashes and
+    prints like one) that encodes back to the same charlist, where a plain ``str``
+    encodes to a binary.
+
+    >>> from dist_proto.etf import encode
+    >>> encode(Charlist("ab")) == encode([97, 98])
+    True
+    >>> Charlist("ab") == "ab"
+    True
+    """
+
+    __slots__ = ()
+
+    def code_points(self) -> list[int]:
+        """The list of integers BEAM holds for this charlist."""
+        return [ord(c) for c in self]
 
 
 class ImproperList(_Frozen):
