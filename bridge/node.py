@@ -447,6 +447,14 @@ class Node:
             return target.node
         return None
 
+    def _ready_to_write(self, node: Atom | None) -> bool:
+        """True when a signal to ``node`` can go now: this node, or an open connection
+        that is not busy (what :meth:`_writable` would return at once)."""
+        if node is None or node == self.atom:
+            return True
+        peer = self._peers.get(node)
+        return peer is not None and peer.open and not peer.busy
+
     async def _writable(self, node: Atom | None, *, connect: bool = False) -> bool:
         """Wait while ``node``'s connection is busy (a sender suspended on a busy
         distribution port, as BEAM suspends it). False if the connection died while
@@ -508,12 +516,13 @@ class Node:
             dest = found
         target = self._dest(dest)
         node = self._node_of(target)
-        try:
-            await asyncio.wait_for(self._writable(node, connect=True), timeout)
-        except TimeoutError:
-            raise CallError(Atom("timeout"), target, request, _wire_timeout(timeout)) from None
-        except ConnectError as exc:
-            raise CallError((_NODEDOWN, node), target, request, _wire_timeout(timeout)) from exc
+        if not self._ready_to_write(node):  # else no wait, and no task for wait_for
+            try:
+                await asyncio.wait_for(self._writable(node, connect=True), timeout)
+            except TimeoutError:
+                raise CallError(Atom("timeout"), target, request, _wire_timeout(timeout)) from None
+            except ConnectError as exc:
+                raise CallError((_NODEDOWN, node), target, request, _wire_timeout(timeout)) from exc
         left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
         try:
             return await gen_call(target, request, left, runtime=self.runtime)
@@ -570,12 +579,13 @@ class Node:
         node = as_atom(node)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
-            await asyncio.wait_for(self._writable(node, connect=True), timeout)
-        except TimeoutError:
-            raise RpcError(Atom("timeout"), f"no connection to {node.name} within {timeout:g}s") from None
-        except ConnectError as exc:
-            raise RpcError(Atom("nodedown"), str(exc)) from exc
+        if not self._ready_to_write(node):
+            try:
+                await asyncio.wait_for(self._writable(node, connect=True), timeout)
+            except TimeoutError:
+                raise RpcError(Atom("timeout"), f"no connection to {node.name} within {timeout:g}s") from None
+            except ConnectError as exc:
+                raise RpcError(Atom("nodedown"), str(exc)) from exc
         call_args = list(args) if not kwargs else [*args, keyword_list(kwargs)]
         request = (_CALL, as_atom(module), as_atom(function), call_args, _USER)
         left = None if timeout is None else max(0.0, timeout - (loop.time() - started))
