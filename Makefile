@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard dist_proto/_etf_core*.[ch
 venv: $(VENV)/.installed
 
 otp28: venv
-	$(PY) tests/beam.py
+	$(PY) -m tests.beam
 
 lint: venv
 	$(PY) -m ruff check dist_proto python_actors bridge

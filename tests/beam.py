@@ -12,7 +12,7 @@ and it is stopped by that pid. Tests drive it through a small evaluation loop on
 its standard input: :meth:`BeamNode.eval` sends Erlang expression text and gets
 back ``term_to_binary(Result)``.
 
-Run ``python tests/beam.py`` to provision the runtimes (used by ``make``).
+Run ``python -m tests.beam`` (from the repository root) to provision the runtimes (used by ``make``).
 """
 
 from __future__ import annotations
