@@ -16,6 +16,7 @@ MAX_EXAMPLES = 50
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         test = getattr(item, "obj", None)
+        test = getattr(test, "__func__", test)  # a test method: its function holds the settings
         current = getattr(test, "_hypothesis_internal_use_settings", None)
         if isinstance(current, settings) and current.max_examples > MAX_EXAMPLES:
             test._hypothesis_internal_use_settings = settings(current, max_examples=MAX_EXAMPLES)  # type: ignore[union-attr]

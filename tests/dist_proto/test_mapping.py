@@ -454,14 +454,15 @@ def _outcome(codec: Codec, blob: bytes) -> tuple[Any, ...]:
     return ("ok", value, _types(value))
 
 
-def test_the_readme_fragment_runs_as_written() -> None:
+def test_the_readme_example_runs_as_written() -> None:
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    text = (root / "docs" / "readme-fragments" / "mapping.md").read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    text = (root / "README.md").read_text()
+    section = text.split("### Natural data: strings, structs", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "User(name='José', age=3)\n"
