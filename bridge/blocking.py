@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.errors import BridgeTimeout
+from dist_proto.mapping import Mapping
 
 from . import event_loop
 
@@ -83,13 +84,18 @@ class BlockingNode:
         """``net_adm:ping/1``: True for ``pong``."""
         return self._submit(self._node.ping(node, timeout=timeout), None)
 
-    def rpc(self, node: str, module: str, function: str, args: list[Any], timeout: float = 5.0) -> Any:
-        """``rpc:call/5``: the value, or raises :class:`bridge.RpcError`."""
-        return self._submit(self._node.rpc(node, module, function, args, timeout=timeout), None)
+    def rpc(
+        self, node: str, module: str, function: str, args: list[Any], timeout: float = 5.0, *,
+        kwargs: dict[str, Any] | None = None, mapping: Mapping | None = None,
+    ) -> Any:
+        """``rpc:call/5``: the value, or raises :class:`bridge.RpcError`; ``kwargs`` and
+        ``mapping`` as :meth:`bridge.Node.rpc`."""
+        coro = self._node.rpc(node, module, function, args, timeout=timeout, kwargs=kwargs, mapping=mapping)
+        return self._submit(coro, None)
 
-    def call(self, dest: Any, request: Any, timeout: float = 5.0) -> Any:
-        """``gen_server:call/3``."""
-        return self._submit(self._node.call(dest, request, timeout=timeout), None)
+    def call(self, dest: Any, request: Any, timeout: float = 5.0, *, mapping: Mapping | None = None) -> Any:
+        """``gen_server:call/3``; ``mapping`` as :meth:`bridge.Node.call`."""
+        return self._submit(self._node.call(dest, request, timeout=timeout, mapping=mapping), None)
 
     def cast(self, dest: Any, request: Any) -> None:
         """``gen_server:cast/2``."""

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from bridge import BlockingNode, Node, RpcError, UnknownNode
+from dist_proto import Mapping
 from dist_proto.terms import Atom, Pid
 from python_actors import CallError, Exit, GenServer, NoReply, Ok, Reply
 from python_actors import stop as gen_stop
@@ -378,6 +379,9 @@ def test_blocking_node_from_plain_thread(
                 results["call"] = bn.call((name, beam.name), (Atom("add"), 3))
                 bn.cast((name, beam.name), (Atom("add"), 1))
                 results["call2"] = bn.call((name, beam.name), Atom("get"))
+                results["str"] = bn.rpc(beam.name, "erlang", "atom_to_binary", [Atom("abc")],
+                                        mapping=Mapping(strings=True))
+                results["kw"] = bn.rpc(beam.name, "lists", "append", [[1]], kwargs={"a": 2})
                 try:
                     bn.rpc(beam.name, "erlang", "error", [Atom("x")])
                 except RpcError as exc:
@@ -399,6 +403,8 @@ def test_blocking_node_from_plain_thread(
             "rpc": Atom(beam.name),
             "call": 3,
             "call2": 4,
+            "str": "abc",
+            "kw": [1, (Atom("a"), 2)],
             "rpc_error": Atom("EXIT"),
             "name": results["name"],
             "loop": loop_kind,
