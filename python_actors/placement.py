@@ -156,7 +156,7 @@ def call_blocking(server: Any, request: Any, timeout: float | None = 5.0) -> Any
     rt = proc.runtime
     if rt.on_loop():
         raise RuntimeError("call_blocking on the event loop would deadlock; await call() there")
-    from .gen_server import _call
+    from .gen_client import _call
 
     future = asyncio.run_coroutine_threadsafe(_call(proc, server, request, timeout), rt._loop_())
     return future.result()
