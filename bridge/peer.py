@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dist_proto.errors import DecodeError, ProtocolError
-from dist_proto.framing import DEFAULT_MAX_FRAME, NEED_DATA, ControlMessage, DistConnection, Tick
+from dist_proto.framing import DEFAULT_MAX_FRAME, DistConnection, Tick
 from dist_proto.mapping import Mapping
 from dist_proto.terms import Atom
 
@@ -231,10 +231,10 @@ class PeerConnection:
         conn = self.conn
         conn.receive_data(data)
         dispatch = self._dispatch
-        next_event = conn.next_event
+        drain = conn.drain
         while True:
             try:
-                event = next_event()
+                events = drain()
             except (ProtocolError, DecodeError) as exc:
                 log.warning("closing connection to %s: %s", self.name.name, exc)
                 self.close(("protocol_error", str(exc)))
@@ -243,17 +243,18 @@ class PeerConnection:
                 log.exception("closing connection to %s: cannot decode its data", self.name.name)
                 self.close(("protocol_error", repr(exc)))
                 return
-            if type(event) is ControlMessage:
+            if not events:
+                return
+            for control in events:
+                if isinstance(control, Tick):
+                    self.write(conn.tick_bytes())
+                    continue
                 try:
-                    dispatch(self, event.control)
+                    dispatch(self, control)
                 except Exception:
-                    self._dispatch_failed(event.control)
-            elif event is NEED_DATA:
-                return
-            elif type(event) is Tick:
-                self.write(conn.tick_bytes())
-            if not self.open:
-                return
+                    self._dispatch_failed(control)
+                if not self.open:
+                    return
 
     def _dispatch_failed(self, control: Any) -> None:
         """Contain an exception raised while handling one of the peer's messages:

@@ -8,6 +8,8 @@
  *                                                    the codec options (dist_proto.mapping)
  *   encode(term, compressed=False), encode_body(term) term_to_binary/1,2 (with a mapping:
  *                                                    through Python, see etf_core.py)
+ *   scan_frames(data, pos, cache, max_frame, no_payload) -> (events, pos)
+ *                                                    the common distribution frames of a read
  *   configure(**classes_and_helpers)                  called once by dist_proto.etf_core
  * The selection between this core and the pure codec is in dist_proto/etf.py.
  */
@@ -247,6 +249,206 @@ static PyObject *mod_decode_dist(PyObject *module, PyObject *const *args, Py_ssi
     return Py_BuildValue("Nn", term, end);
 }
 
+/* ------------------------------------------------------------------ framing */
+
+/* A context for a distribution header whose N entries all refer to cached atoms. */
+static DecodeContext *header_context(CoreState *st, PyObject *const *atoms, int n)
+{
+    DecodeContext *ctx = PyObject_New(DecodeContext, &DecodeContext_Type);
+    if (ctx == NULL)
+        return NULL;
+    memset(ctx->resolved, 0, sizeof(ctx->resolved));
+    ctx->size = n;
+    ctx->strings = ctx->charlists = 0;
+    ctx->struct_hook = NULL;
+    for (int i = 0; i < n; i++)
+        ctx->resolved[i] = special_value(atoms[i], st);
+    return ctx;
+}
+
+/* An instance of the slotted dataclass `type` with its members at `offs` set to `vals`
+ * (new references taken), built as dist_proto.framing._control does, without __init__. */
+static PyObject *new_record(PyObject *type, int n, const Py_ssize_t *offs, PyObject *const *vals)
+{
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        Py_INCREF(vals[i]);
+        SLOT(obj, offs[i]) = vals[i];
+    }
+    return obj;
+}
+
+/* The control object of a send-family message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND
+ * with the element types _control checks), or NULL without an error for any other. */
+static PyObject *send_control(CoreState *st, PyObject *control, PyObject *payload)
+{
+    if (!PyTuple_CheckExact(control) || PyTuple_GET_SIZE(control) < 3)
+        return NULL;
+    PyObject *op = PyTuple_GET_ITEM(control, 0);
+    if (!PyLong_CheckExact(op))
+        return NULL;
+    long code = PyLong_AsLong(op);
+    if (code == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(control);
+    PyObject *a = PyTuple_GET_ITEM(control, 1), *b = PyTuple_GET_ITEM(control, 2);
+    PyTypeObject *pid = (PyTypeObject *)st->pid_type;
+    if (code == 6 && n == 4 && Py_TYPE(a) == pid
+        && Py_TYPE(PyTuple_GET_ITEM(control, 3)) == (PyTypeObject *)st->atom_type) {
+        Py_ssize_t offs[3] = {st->rs_from, st->rs_to, st->rs_msg};
+        PyObject *vals[3] = {a, PyTuple_GET_ITEM(control, 3), payload};
+        return new_record(st->reg_send_type, 3, offs, vals);
+    }
+    if (n != 3)
+        return NULL;
+    if (code == 22 && Py_TYPE(a) == pid && Py_TYPE(b) == pid) {
+        Py_ssize_t offs[3] = {st->ss_from, st->ss_to, st->ss_msg};
+        PyObject *vals[3] = {a, b, payload};
+        return new_record(st->send_sender_type, 3, offs, vals);
+    }
+    if (code == 2 && Py_TYPE(b) == pid) {
+        Py_ssize_t offs[2] = {st->send_to, st->send_msg};
+        PyObject *vals[2] = {b, payload};
+        return new_record(st->send_type, 2, offs, vals);
+    }
+    if (code == 33 && Py_TYPE(a) == pid && Py_TYPE(b) == (PyTypeObject *)st->ref_type) {
+        Py_ssize_t offs[3] = {st->as_from, st->as_alias, st->as_msg};
+        PyObject *vals[3] = {a, b, payload};
+        return new_record(st->alias_send_type, 3, offs, vals);
+    }
+    return NULL;
+}
+
+/* scan_frames(data, pos, cache, max_frame, no_payload) -> (events, pos)
+ *
+ * The hot half of DistConnection.next_event (dist_proto/framing.py), for the frames
+ * BEAM sends in its steady state: walk the complete frames of `data` from `pos` and
+ * decode each `131 68` frame whose distribution header only refers to atoms already
+ * in `cache` (the connection's atom cache, a list). A send-family message becomes its
+ * dist_proto.control object (Send, RegSend, SendSender, AliasSend, as framing._control
+ * builds them); any other frame gives its control term then its payload (`no_payload`
+ * when it has none), for the caller to build. `events` holds both kinds in order. It stops before the first frame it does not
+ * take: an incomplete one, a tick, a frame over `max_frame`, pass-through, fragments,
+ * a header that writes to the cache, or anything malformed. The caller handles that
+ * frame on its own path, which raises the precise error; nothing is consumed here
+ * that the caller would have treated differently. */
+static PyObject *mod_scan_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    CoreState *st = state_of(module);
+    if (st == NULL)
+        return NULL;
+    if (nargs != 5 || !PyBytes_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_frames(data: bytes, pos: int, cache: list, max_frame: int, no_payload)");
+        return NULL;
+    }
+    PyObject *data = args[0], *cache = args[2], *no_payload = args[4];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_frame = PyLong_AsSsize_t(args[3]);
+    if ((pos == -1 || max_frame == -1) && PyErr_Occurred())
+        return NULL;
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (pos < 0 || pos > size)
+        return PyErr_Format(PyExc_ValueError, "pos %zd is outside the data (%zd bytes)", pos, size);
+    Py_ssize_t cache_len = PyList_GET_SIZE(cache);
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    DecodeContext *ctx = NULL;  /* the previous frame's, reused while its header repeats */
+    const unsigned char *ctx_hdr = NULL;
+    Py_ssize_t ctx_hdr_len = 0;
+    PyObject *atoms[256];
+    while (size - pos >= 4) {
+        Py_ssize_t n = ((Py_ssize_t)buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8)
+                       | buf[pos + 3];
+        if (n == 0 || n > max_frame || size - pos - 4 < n || n < 4)
+            break;
+        Py_ssize_t start = pos + 4, end = start + n;
+        if (buf[start] != 131 || buf[start + 1] != 68)
+            break;
+        int count = buf[start + 2];
+        Py_ssize_t flag_len = count ? count / 2 + 1 : 0;
+        Py_ssize_t off = start + 3 + flag_len + count;
+        if (off >= end)
+            break;
+        const unsigned char *hdr = buf + start + 2;
+        Py_ssize_t hdr_len = off - (start + 2);
+        if (ctx == NULL || hdr_len != ctx_hdr_len || memcmp(hdr, ctx_hdr, (size_t)hdr_len) != 0) {
+            const unsigned char *flags = buf + start + 3, *refs = flags + flag_len;
+            int ok = 1;
+            for (int i = 0; i < count && ok; i++) {
+                int nib = (flags[i >> 1] >> (4 * (i & 1))) & 0xF;
+                Py_ssize_t slot = ((Py_ssize_t)(nib & 7) << 8) | refs[i];
+                if ((nib & 8) || slot >= cache_len)
+                    ok = 0;
+                else {
+                    atoms[i] = PyList_GET_ITEM(cache, slot);
+                    ok = Py_TYPE(atoms[i]) == (PyTypeObject *)st->atom_type;
+                }
+            }
+            if (!ok)
+                break;
+            DecodeContext *fresh = header_context(st, atoms, count);
+            if (fresh == NULL)
+                goto error;
+            Py_XDECREF(ctx);
+            ctx = fresh;
+            ctx_hdr = hdr;
+            ctx_hdr_len = hdr_len;
+        }
+        Py_ssize_t cend, pend;
+        PyObject *control = core_decode_at(st, data, off, ctx, st->default_max_depth, 0, &cend);
+        if (control == NULL) {
+            PyErr_Clear();
+            break;
+        }
+        PyObject *payload = NULL;
+        if (cend == end) {
+            payload = no_payload;
+            Py_INCREF(payload);
+        } else if (cend < end) {
+            payload = core_decode_at(st, data, cend, ctx, st->default_max_depth, 0, &pend);
+            if (payload == NULL)
+                PyErr_Clear();
+            else if (pend != end)
+                Py_CLEAR(payload);
+        }
+        if (payload == NULL) {
+            Py_DECREF(control);
+            break;
+        }
+        PyObject *built = payload == no_payload ? NULL : send_control(st, control, payload);
+        int rc;
+        if (built != NULL) {
+            rc = PyList_Append(events, built);
+            Py_DECREF(built);
+        } else if (PyErr_Occurred()) {
+            rc = -1;
+        } else {
+            rc = PyList_Append(events, control);
+            if (rc == 0)
+                rc = PyList_Append(events, payload);
+        }
+        Py_DECREF(control);
+        Py_DECREF(payload);
+        if (rc < 0)
+            goto error;
+        pos = end;
+    }
+    Py_XDECREF(ctx);
+    return Py_BuildValue("Nn", events, pos);
+error:
+    Py_XDECREF(ctx);
+    Py_DECREF(events);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ encoding */
 
 static PyObject *encode_common(CoreState *st, PyObject *term, int versioned)
@@ -348,7 +550,10 @@ static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
         || get_obj(kw, "Mapping", &st->mapping_type) < 0
         || get_obj(kw, "Charlist", &st->charlist_type) < 0
         || get_obj(kw, "struct_key", &st->struct_key) < 0
-        || get_obj(kw, "encode_body_slow", &st->encode_body_slow) < 0)
+        || get_obj(kw, "encode_body_slow", &st->encode_body_slow) < 0
+        || get_obj(kw, "Send", &st->send_type) < 0 || get_obj(kw, "RegSend", &st->reg_send_type) < 0
+        || get_obj(kw, "SendSender", &st->send_sender_type) < 0
+        || get_obj(kw, "AliasSend", &st->alias_send_type) < 0)
         return NULL;
     PyObject *v = PyDict_GetItemString(kw, "atom_salt");
     PyObject *w = PyDict_GetItemString(kw, "default_max_depth");
@@ -380,7 +585,18 @@ static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
         || slot_offset(st->bits_type, "data", &st->bits_data) < 0
         || slot_offset(st->bits_type, "bits", &st->bits_bits) < 0
         || slot_offset(st->improper_type, "items", &st->improper_items) < 0
-        || slot_offset(st->improper_type, "tail", &st->improper_tail) < 0)
+        || slot_offset(st->improper_type, "tail", &st->improper_tail) < 0
+        || slot_offset(st->send_type, "to_pid", &st->send_to) < 0
+        || slot_offset(st->send_type, "message", &st->send_msg) < 0
+        || slot_offset(st->reg_send_type, "from_pid", &st->rs_from) < 0
+        || slot_offset(st->reg_send_type, "to_name", &st->rs_to) < 0
+        || slot_offset(st->reg_send_type, "message", &st->rs_msg) < 0
+        || slot_offset(st->send_sender_type, "from_pid", &st->ss_from) < 0
+        || slot_offset(st->send_sender_type, "to_pid", &st->ss_to) < 0
+        || slot_offset(st->send_sender_type, "message", &st->ss_msg) < 0
+        || slot_offset(st->alias_send_type, "from_pid", &st->as_from) < 0
+        || slot_offset(st->alias_send_type, "alias", &st->as_alias) < 0
+        || slot_offset(st->alias_send_type, "message", &st->as_msg) < 0)
         return NULL;
     st->configured = 1;
     Py_RETURN_NONE;
@@ -392,7 +608,8 @@ static PyObject *mod_configure(PyObject *module, PyObject *args, PyObject *kw)
     X(atom_type) X(pid_type) X(port_type) X(ref_type) X(export_type) X(fun_type) X(bits_type) \
     X(improper_type) X(termmap_type) X(decode_error) X(unsupported) X(coerce) X(as_string) \
     X(atom_ext) X(big_ext) X(float_ext) X(encode_failed) X(decode_slow) X(encode_compressed) \
-    X(rebuild_fun) X(mapping_type) X(charlist_type) X(struct_key) X(encode_body_slow)
+    X(rebuild_fun) X(mapping_type) X(charlist_type) X(struct_key) X(encode_body_slow) \
+    X(send_type) X(reg_send_type) X(send_sender_type) X(alias_send_type)
 
 static int mod_traverse(PyObject *module, visitproc visit, void *arg)
 {
@@ -448,6 +665,9 @@ static PyMethodDef core_methods[] = {
      "decode_dist(data, offset, ctx) -> (term, end): a term inside a distribution message."},
     {"dist_context", (PyCFunction)(void (*)(void))mod_dist_context, METH_VARARGS | METH_KEYWORDS,
      "dist_context(atom_cache, mapping=None) -> DecodeContext for decode_dist / decode_at."},
+    {"scan_frames", (PyCFunction)(void (*)(void))mod_scan_frames, METH_FASTCALL,
+     "scan_frames(data, pos, cache, max_frame, no_payload) -> (events, pos): the steady-state "
+     "frames of a read, decoded (see DistConnection.drain)."},
     {"encode", (PyCFunction)(void (*)(void))mod_encode, METH_FASTCALL | METH_KEYWORDS,
      "encode(term, compressed=False): term_to_binary/1,2."},
     {"encode_body", (PyCFunction)(void (*)(void))mod_encode_body, METH_FASTCALL | METH_KEYWORDS,

@@ -31,6 +31,8 @@ typedef struct {
     /* codec options (dist_proto.mapping): the Mapping and Charlist classes, the
        __struct__ atom, and the Python encode_body for calls with a mapping */
     PyObject *mapping_type, *charlist_type, *struct_key, *encode_body_slow;
+    /* the send-family control classes of dist_proto.control that scan_frames builds */
+    PyObject *send_type, *reg_send_type, *send_sender_type, *alias_send_type;
     Py_ssize_t atom_salt;
     Py_ssize_t default_max_depth;
     /* byte offsets of __slots__ members inside instances */
@@ -42,6 +44,8 @@ typedef struct {
     Py_ssize_t fun_data;
     Py_ssize_t bits_data, bits_bits;
     Py_ssize_t improper_items, improper_tail;
+    Py_ssize_t send_to, send_msg, rs_from, rs_to, rs_msg, ss_from, ss_to, ss_msg;
+    Py_ssize_t as_from, as_alias, as_msg;
     AtomSlot atoms[ATOM_CACHE_SLOTS];
 } CoreState;
 

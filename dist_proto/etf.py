@@ -68,6 +68,11 @@ class Codec(NamedTuple):
     decode_from: Callable[..., tuple[Term, int]]
     decode_dist: Callable[[bytes, int, DistContext], tuple[Term, int]]
     dist_context: Callable[..., DistContext]
+    #: ``scan_frames(data, pos, cache, max_frame, no_payload) -> (events, pos)``: the
+    #: distribution frames of BEAM's steady state decoded in one call (see
+    #: :meth:`dist_proto.framing.DistConnection.drain`); None in the pure codec, whose
+    #: framing is :meth:`~dist_proto.framing.DistConnection.next_event` alone.
+    scan_frames: Callable[[bytes, int, list[Any], int, Any], tuple[list[Term], int]] | None
 
 
 PURE = Codec(
@@ -78,6 +83,7 @@ PURE = Codec(
     _pure_decode.decode_from,
     _pure_decode.decode_dist,
     _pure_decode.dist_context,
+    None,
 )
 
 
@@ -96,7 +102,7 @@ def compiled() -> Codec | None:
         return None
     return Codec(
         "core", core.encode, core.encode_body, core.decode, core.decode_from, core.decode_dist,
-        core.dist_context,
+        core.dist_context, core.scan_frames,
     )
 
 

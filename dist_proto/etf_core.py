@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _etf_core as _core
+from .control import AliasSend, RegSend, Send, SendSender
 from .errors import DecodeError
 from .etf_decode import (
     DEFAULT_MAX_DEPTH,
@@ -64,6 +65,7 @@ __all__ = [
     "dist_context",
     "encode",
     "encode_body",
+    "scan_frames",
 ]
 
 DecodeContext = _core.DecodeContext
@@ -232,6 +234,7 @@ _core.configure(
     encode_compressed=_encode_compressed, rebuild_fun=_rebuild_fun, atom_salt=_ATOM_SALT,
     default_max_depth=DEFAULT_MAX_DEPTH, Mapping=TermMapping, Charlist=Charlist,
     struct_key=STRUCT_KEY, encode_body_slow=_encode_body_mapped,
+    Send=Send, RegSend=RegSend, SendSender=SendSender, AliasSend=AliasSend,
 )
 
 decode = _core.decode
@@ -239,3 +242,4 @@ decode_dist = _core.decode_dist
 dist_context = _core.dist_context
 encode = _core.encode
 encode_body = _core.encode_body
+scan_frames = _core.scan_frames
