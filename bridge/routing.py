@@ -175,7 +175,8 @@ class NodeRouter:
             node, wire = target.node, target
         else:
             wire, node = target
-        self._control(node, c.Monitor(watcher, wire, ref), _MONITOR_FLAGS)
+        if not self._monitor_now(node, (19, watcher, wire, ref)):
+            self._control(node, c.Monitor(watcher, wire, ref), _MONITOR_FLAGS)
 
     def demonitor(self, watcher: Pid, target: Any, ref: Reference) -> None:
         """DEMONITOR_P."""
@@ -183,7 +184,19 @@ class NodeRouter:
             node, wire = target.node, target
         else:
             wire, node = target
-        self._control(node, c.Demonitor(watcher, wire, ref), _MONITOR_FLAGS)
+        if not self._monitor_now(node, (20, watcher, wire, ref)):
+            self._control(node, c.Demonitor(watcher, wire, ref), _MONITOR_FLAGS)
+
+    def _monitor_now(self, node: Atom, control: tuple[Any, ...]) -> bool:
+        """A ``gen:call``'s MONITOR_P / DEMONITOR_P on an open connection: the control
+        tuple encoded and queued at once (no dataclass, no closure). False: not connected,
+        take the general path."""
+        peer = self._node._peers.get(node)
+        if peer is None or not peer.open:
+            return False
+        if peer.flags & _MONITOR_FLAGS == _MONITOR_FLAGS:
+            peer.write(peer.conn.send_term(control))
+        return True
 
     def down(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
         """MONITOR_P_EXIT to a remote watcher."""

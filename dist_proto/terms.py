@@ -128,7 +128,7 @@ class _Frozen:
         return hash((type(self).__name__, self._key()))
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__)
+        args = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if s[0] != "_")
         return f"{type(self).__name__}({args})"
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -198,11 +198,14 @@ class Port(_Frozen):
 class Reference(_Frozen):
     """An Erlang reference: node, creation and 1 to 5 opaque 32-bit ID words."""
 
-    __slots__ = ("node", "creation", "ids")
+    # _hash: filled in by the first __hash__ (references are dict keys in the monitor,
+    # alias and call tables; the C codec builds them without it)
+    __slots__ = ("node", "creation", "ids", "_hash")
 
     node: Atom
     creation: int
     ids: tuple[int, ...]
+    _hash: int
 
     def __init__(self, node: Atom, creation: int, ids: tuple[int, ...]) -> None:
         object.__setattr__(self, "node", node)
@@ -222,7 +225,12 @@ class Reference(_Frozen):
         )
 
     def __hash__(self) -> int:
-        return hash(("Reference", (self.node, self.creation, self.ids)))
+        try:
+            return self._hash
+        except AttributeError:
+            h = hash(("Reference", (self.node, self.creation, self.ids)))
+            object.__setattr__(self, "_hash", h)
+            return h
 
     def __str__(self) -> str:
         return "#Ref<" + self.node.name + "." + ".".join(str(i) for i in reversed(self.ids)) + ">"
@@ -360,6 +368,17 @@ class ImproperList(_Frozen):
             raise ValueError("the tail of an ImproperList must not be a list")
         object.__setattr__(self, "items", items)
         object.__setattr__(self, "tail", tail)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.items, self.tail)
+
+    def __eq__(self, other: object) -> bool:
+        # spelled out: a gen:call's reply tag [alias | Mref] is compared with every reply
+        return self is other or (
+            type(other) is ImproperList and self.tail == other.tail and self.items == other.items
+        )
+
+    __hash__ = _Frozen.__hash__
 
 
 def exact_key(term: Any) -> Any:
