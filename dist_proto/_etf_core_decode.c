@@ -87,6 +87,18 @@ static inline uint64_t be64(const unsigned char *p)
 
 /* ------------------------------------------------------------------ atoms */
 
+/* Atoms, pids, ports, references and export funs hold only strings, numbers, bytes,
+ * tuples of ints and atoms: they can never be part of a reference cycle, so they are
+ * untracked by the cyclic GC as soon as they are made. Containers of them (a message
+ * such as {seq, 1}) can then be untracked too, and a mailbox full of messages costs
+ * the collector nothing. */
+static PyObject *untracked(PyObject *obj)
+{
+    if (obj != NULL && PyObject_IS_GC(obj))
+        PyObject_GC_UnTrack(obj);
+    return obj;
+}
+
 /* A new Atom named `name` (a str), built as Atom.__init__ would, with its encoded form cached. */
 PyObject *core_new_atom(CoreState *st, PyObject *name)
 {
@@ -113,7 +125,7 @@ PyObject *core_new_atom(CoreState *st, PyObject *name)
     }
     PyObject *hash = PyLong_FromSsize_t((Py_ssize_t)h ^ st->atom_salt);
     PyTypeObject *tp = (PyTypeObject *)st->atom_type;
-    PyObject *atom = hash ? tp->tp_alloc(tp, 0) : NULL;
+    PyObject *atom = hash ? untracked(tp->tp_alloc(tp, 0)) : NULL;
     if (atom == NULL) {
         Py_DECREF(ext);
         Py_XDECREF(hash);
@@ -256,7 +268,7 @@ error:
 static PyObject *new_record(PyObject *type)
 {
     PyTypeObject *tp = (PyTypeObject *)type;
-    return tp->tp_alloc(tp, 0);
+    return untracked(tp->tp_alloc(tp, 0));
 }
 
 /* Store `v` (a new reference) in a record slot; on NULL the record is released. */

@@ -32,8 +32,11 @@ incomplete wait in a ``bytearray`` and are merged only once the frame can be
 completed, so every byte is copied a bounded number of times. A distribution
 header that only refers to cached atoms (BEAM's steady state) is parsed once:
 its bytes map to the decoding context built for it, until a header writes to
-the atom cache again. The send-family control messages are built without their
-dataclass ``__init__``, and the send fast paths write their control tuple's
+the atom cache again. :meth:`DistConnection.drain` takes every complete message
+of a read at once; with the compiled codec core, runs of such steady-state frames
+are decoded by one C call (``scan_frames``, docs/codec.md) and every other frame
+by :meth:`DistConnection.next_event`. The send-family control messages are built
+without their dataclass ``__init__``, and the send fast paths write their control tuple's
 bytes directly.
 
 >>> from dist_proto.flags import DEFAULT_FLAGS
@@ -149,12 +152,15 @@ class DistConnection:
 
     ``flags`` are the negotiated flags (``HandshakeComplete.flags``). Feed bytes
     with :meth:`receive_data` (start with ``HandshakeComplete.leftover``), take
-    events from :meth:`next_event` or :meth:`events`, and write what :meth:`send`,
+    events from :meth:`next_event` or :meth:`events` (or messages in bulk from
+    :meth:`drain`, what the node uses), and write what :meth:`send`,
     :meth:`send_term`, the ``encode_*`` fast paths and :meth:`tick_bytes` return.
     Timing (ticks every ``net_ticktime/4``, dead after silence) is the caller's.
 
     A bad packet raises :class:`RemoteProtocolError` and the connection stays in
     an error state: BEAM kills the connection in that case, so should the caller.
+    ``compiled_framing=False`` keeps :meth:`drain` on the Python framing even when
+    the compiled core is built (the tests compare the two).
     """
 
     def __init__(

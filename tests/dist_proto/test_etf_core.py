@@ -396,3 +396,20 @@ def test_lying_lengths_fail_before_allocating() -> None:
         finally:
             tracemalloc.stop()
         assert peak < 1_000_000
+
+
+@needs_core
+def test_decoded_identifiers_are_not_tracked_by_the_cyclic_gc() -> None:
+    """Atoms, pids, ports, references and export funs cannot be in a cycle: the core
+    leaves them out of the collector's generations (a full mailbox costs it less)."""
+    import gc
+
+    assert CORE is not None
+    term = (Atom("seq_untracked"), Pid(NODE, 1, 2, 3), Port(NODE, 4, 5), Reference(NODE, 6, (7, 8, 9)),
+            ExportFun(Atom("m"), Atom("f"), 2))
+    decoded = CORE.decode(CORE.encode(term))
+    assert decoded == term
+    assert not any(gc.is_tracked(x) for x in decoded)
+    assert hash(decoded[3]) == hash(term[3])  # the lazily cached hash works on them too
+    gc.collect()
+    assert decoded == term
