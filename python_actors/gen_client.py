@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dist_proto.terms import Atom, ImproperList, Pid
 
 from .errors import DOWN, NOCONNECTION, NORMAL, TIMEOUT, BadArg, CallError, Exit, NotInProcess
-from .inline_call import NOT_YET, ready_server, run_inline
+from .inline_call import NOT_YET, ready_server, run_inline, server_down
 from .process import Process, _maybe_current
 
 if TYPE_CHECKING:
@@ -78,7 +78,10 @@ async def _call(
     local = type(target) is Pid and rt.is_local(target)
     node = target.node if type(target) is Pid else _as_node(target)
     server_now = ready_server(rt, proc, target, timeout) if local and label is GEN_CALL else None
-    mref = rt._monitor(proc, target)
+    # A ready server's handler runs now, in this task: nothing can end it unseen before
+    # it returns, so its monitor is only made if the reply is not there by then.
+    monitored = server_now is None
+    mref = rt._monitor(proc, target) if monitored else rt.make_ref()
     aliased = local or _supports_alias(rt, node)
     tag: Any = mref
     if aliased:
@@ -100,6 +103,11 @@ async def _call(
             msg = run_inline(rt, proc, server_now, (label, (proc.pid, tag), request), match)
             if msg is NOT_YET:
                 msg = _NOREPLY
+                ended = server_down(rt, proc, server_now, mref, target)
+                if ended is None:
+                    monitored = True  # the server lives on (a later reply): monitor it now
+                else:
+                    msg = ended
         else:
             try:
                 rt._send(target, (label, (proc.pid, tag), request), proc.pid)
@@ -110,7 +118,7 @@ async def _call(
     finally:
         if aliased:
             rt._aliases.pop(mref, None)
-        if msg is _NOREPLY or len(msg) == 2:  # not ended by DOWN: the monitor is still up
+        if monitored and (msg is _NOREPLY or len(msg) == 2):  # not ended by DOWN: still up
             rt._demonitor(proc, mref, True)
         if msg is _NOREPLY:  # timeout, cancellation, error: drop a reply that raced in
             proc.mailbox.remove_all(lambda m: type(m) is tuple and len(m) == 2 and m[0] == tag)

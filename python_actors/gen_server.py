@@ -465,7 +465,8 @@ class GenServer:
                         )
                     res = self.handle_call(msg[2], from_, self._state)
                     if type(res) is Reply and res.action is None:
-                        self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
+                        if self._proc.alive:  # a server killed in its handler sends nothing
+                            self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
                         self._state = res.state
                         return None
                     return self._after(res, from_)
@@ -628,11 +629,12 @@ class GenServer:
             self._state = res.state
             return self._action(res.action)
         if t is Reply and from_ is not None:
-            self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
+            if self._proc.alive:
+                self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
             self._state = res.state
             return self._action(res.action)
         if t is Stop:
-            if res.reply is not _NOREPLY and from_ is not None:
+            if res.reply is not _NOREPLY and from_ is not None and self._proc.alive:
                 self._proc.runtime.reply_to(from_, res.reply, self._proc.pid)
             return self._stop(res.reason, res.state)
         return self._stop((_BAD_RETURN, res), self._state)

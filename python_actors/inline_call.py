@@ -12,10 +12,13 @@ the caller runs the server's handler itself, at once, as that server
 (:meth:`Runtime.handle_now`: ``self()``, reductions and the watchdog see the
 server), and finds the reply already in its mailbox.
 
-Everything else is the ordinary call (:func:`python_actors.gen_server._call`): the
-monitor and the alias are made first, the request is the same
-``('$gen_call', From, Request)`` message, and the reply comes back through the
-same path. Hence the semantics are unchanged:
+Everything else is the ordinary call (:func:`python_actors.gen_client._call`): the
+alias is made first, the request is the same ``('$gen_call', From, Request)``
+message, and the reply comes back through the same path. The monitor is made only
+if the handler returns without a reply (:func:`server_down`): while the handler
+runs in the caller's task nothing else runs, so the server cannot end unseen, and
+a server that ended in its handler gives the caller the ``DOWN`` its monitor would
+have given, with the server's exit reason. Hence the semantics are unchanged:
 
 * ordering: a server with anything queued is not ready, so a request never
   overtakes a message sent to the server before it;
@@ -40,18 +43,23 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from dist_proto.terms import Atom
+
+from .errors import DOWN
 from .mailbox import _EMPTY, Match
 from .process import IDLE, Process
 
 if TYPE_CHECKING:
-    from dist_proto.terms import Pid
+    from dist_proto.terms import Pid, Reference
 
     from .runtime import Runtime
 
-__all__ = ["NOT_YET", "ready_server", "run_inline"]
+__all__ = ["NOT_YET", "ready_server", "run_inline", "server_down"]
 
 #: :func:`run_inline` found no reply yet: wait for it on the mailbox
 NOT_YET: Any = object()
+
+_PROCESS = Atom("process")
 
 
 def ready_server(rt: Runtime, caller: Process, target: Pid, timeout: float | None) -> Process | None:
@@ -78,3 +86,17 @@ def run_inline(rt: Runtime, caller: Process, server: Process, request: Any, matc
         raise asyncio.CancelledError
     msg = caller.mailbox.take(match)
     return NOT_YET if msg is _EMPTY else msg
+
+
+def server_down(rt: Runtime, caller: Process, server: Process, mref: Reference, target: Pid) -> Any:
+    """After an inline handler that left no reply: the ``DOWN`` message the caller's
+    monitor would hold if ``server`` ended in it, else None once the monitor
+    (``mref``) is made, to wait for a later reply as an ordinary call does."""
+    if server.alive:
+        rt._monitor(caller, target, mref)
+        return None
+    reason = server.reason
+    if reason is None:  # its end is still being propagated: the monitor gets its DOWN
+        rt._monitor(caller, target, mref)
+        return None
+    return (DOWN, mref, _PROCESS, target, reason)

@@ -729,8 +729,9 @@ class Runtime(InboundMixin):
             p.links[pid] = uid
             self._router.unlink(p.pid, pid, uid)
 
-    def _monitor(self, p: Process, target: Any) -> Reference:
-        ref = self.make_ref()
+    def _monitor(self, p: Process, target: Any, ref: Reference | None = None) -> Reference:
+        if ref is None:
+            ref = self.make_ref()
         t = type(target)
         if t is Atom or t is str:
             target = (_as_atom(target), self.node)

@@ -59,6 +59,10 @@ class Ready(GenServer):
             return NoReply(log)
         if request == "never":
             return NoReply(log)
+        if type(request) is tuple and request[0] == "monitors_of":
+            info = self.process.runtime.process(request[1])
+            assert info is not None
+            return Reply(dict(info.monitors or {}), log)
         if request == "reply_then_crash":
             reply(from_, "first")
             raise RuntimeError("after the reply")
@@ -257,6 +261,42 @@ async def test_a_deferred_reply_is_waited_for_and_a_timeout_is_a_timeout() -> No
         assert why == TIMEOUT
         assert left == []
         assert rt.is_alive(pid)
+
+
+async def test_an_inline_call_answered_at_once_makes_no_monitor() -> None:
+    async with Runtime() as rt:
+        pid = await Ready.start(runtime=rt)
+        server = _server(rt, pid)
+
+        async def client(proc: Process) -> Any:
+            during = await call(pid, ("monitors_of", proc.pid))
+            assert _ran_inline(server, asyncio.current_task())
+            return during, dict(proc.monitors or {}), dict(rt.process(pid).watchers or {})  # type: ignore[union-attr]
+
+        during, after, watchers = await rt.run(client)
+        assert during == {}  # the handler ran while the caller waited: no monitor was needed
+        assert after == {} and watchers == {}
+
+
+async def test_a_deferred_inline_call_is_monitored_and_sees_the_server_die() -> None:
+    async with Runtime() as rt:
+        pid = await Ready.start(runtime=rt)
+        server = _server(rt, pid)
+
+        async def killer(proc: Process) -> None:
+            await asyncio.sleep(0.02)
+            proc.exit(pid, KILL)
+
+        async def client(proc: Process) -> Any:
+            rt.spawn(killer)
+            with pytest.raises(CallError) as ei:
+                await call(pid, "never", 5.0)
+            assert _ran_inline(server, asyncio.current_task())
+            return ei.value.why, dict(proc.monitors or {}), proc.messages()
+
+        why, monitors, left = await rt.run(client)
+        assert why == KILLED  # the monitor made after the handler returned saw the kill
+        assert monitors == {} and left == []
 
 
 async def test_a_zero_timeout_never_runs_inline() -> None:
