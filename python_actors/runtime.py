@@ -61,6 +61,7 @@ __all__ = ["Runtime"]
 log = logging.getLogger("python_actors")
 
 _PROCESS = Atom("process")
+_ALIAS = Atom("alias")
 _UNDEFINED = Atom("undefined")
 _BUDGET_PER_PROC = 64
 _BUDGET_PER_PASS = 4096
@@ -887,7 +888,7 @@ def _alias_of(tag: Any) -> Reference | None:
     t = type(tag)
     if t is ImproperList:
         items = tag.items
-        if len(items) == 1 and items[0] == Atom("alias") and type(tag.tail) is Reference:
+        if len(items) == 1 and items[0] == _ALIAS and type(tag.tail) is Reference:
             return tag.tail
         return _alias_of(items[0]) if type(items[0]) is ImproperList else None
     if t is list and tag and type(tag[0]) is ImproperList:
