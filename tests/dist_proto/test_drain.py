@@ -35,7 +35,7 @@ from dist_proto.terms import Atom, Pid, Reference
 NODE = Atom("beam@127.0.0.1")
 PIDS = [Pid(NODE, i, 0, 7) for i in range(3)]
 REF = Reference(Atom("py@127.0.0.1"), 5, (1, 2, 3))
-NAMES = [Atom("py_sink"), Atom("rex"), Atom("true")]
+NAMES = [Atom("py_sink"), Atom("rex"), Atom("true"), Atom("\u00e9" * 200)]  # 400 bytes: long atoms
 
 
 class BeamStyleSender:
@@ -50,6 +50,10 @@ class BeamStyleSender:
         uniq = list(dict.fromkeys(atoms))
         n = len(uniq)
         flags = bytearray(n // 2 + 1)
+        fresh = [a for a in uniq if a not in self.slots]
+        long_atoms = any(len(a.name.encode()) > 255 for a in fresh)
+        if long_atoms:  # the last half-byte's low bit: 2-byte lengths for new entries
+            flags[n // 2] |= 1 << (4 * (n & 1))
         refs = b""
         index: dict[Atom, int] = {}
         for i, atom in enumerate(uniq):
@@ -62,7 +66,8 @@ class BeamStyleSender:
             refs += bytes([slot & 0xFF])
             if new:
                 text = atom.name.encode()
-                refs += bytes([len(text)]) + text
+                refs += struct.pack(">H", len(text)) if long_atoms else bytes([len(text)])
+                refs += text
             index[atom] = i
         return bytes([n]) + bytes(flags) + refs, index
 

@@ -148,6 +148,26 @@ async def test_echo_100k_in_order(beam: BeamNode, node: Node) -> None:
         await node.runtime.join(pid, 5)
 
 
+async def test_atom_cache_rewritten_under_load(beam: BeamNode, node: Node) -> None:
+    """BEAM's distribution atom cache, steady and rewritten: 3 000 distinct atoms (more
+    than its 2 048 slots, so entries are replaced while frames that only refer to cached
+    atoms keep coming), one of them 400 bytes of UTF-8 (the long-atoms header form), to
+    two registered Python names; every message arrives, in order, with its atom. Most
+    frames are taken by the compiled framing, the cache writes by the Python framing."""
+    async with node.process("py_atoms_a") as box_a, node.process("py_atoms_b") as box_b:
+        await check(beam, (
+            "begin Long = list_to_atom(lists:duplicate(200, 233)), "
+            f"[{{case I rem 2 of 0 -> py_atoms_a; 1 -> py_atoms_b end, {q(node.name)}}} ! "
+            "{case I rem 500 of 0 -> Long; _ -> list_to_atom(\"a\" ++ integer_to_list(I rem 3000)) end, I}"
+            " || I <- lists:seq(1, 6000)], true end"
+        ))
+        for i in range(1, 6001):
+            box = box_a if i % 2 == 0 else box_b
+            want = Atom("\u00e9" * 200) if i % 500 == 0 else Atom(f"a{i % 3000}")
+            assert await box.receive(timeout=10) == (want, i)
+        assert box_a.messages() == [] and box_b.messages() == []
+
+
 async def test_large_messages_both_ways(beam: BeamNode, node: Node) -> None:
     """Messages over 64 KiB travel as fragments (FRAGMENTS is negotiated)."""
     async with node.process("big_box") as box:
