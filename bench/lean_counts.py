@@ -51,6 +51,7 @@ KEYS = {
     "tasks created": [("~", "'create_task'"), ("base_events", "create_task")],
     "ETF encodes": [("~", "_etf_core.encode")],
     "ETF decodes": [("~", "_etf_core.decode")],
+    "compiled frame scans (each decodes a run of frames)": [("~", "_etf_core.scan_frames")],
     "bytes joins (frame copies)": [("~", "'join' of 'bytes'")],
     "references made": [("runtime.py", "make_ref")],
     "monitors made": [("runtime.py", "_monitor")],
