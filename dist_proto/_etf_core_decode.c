@@ -265,6 +265,37 @@ error:
 
 /* ------------------------------------------------------------------ scalars */
 
+/* Whether `x` can never lead back to a container: a value the collector does not track
+ * by type (numbers, strings, bytes, None, booleans), one of the identifier classes above
+ * (whatever their tracking: an Atom made in Python is tracked but holds only a string),
+ * or a tuple already found cycle-free. A dict or list never is, even one CPython untracked
+ * for now: it is re-tracked when something is put in it. */
+static int cycle_free(CoreState *st, PyObject *x)
+{
+    if (!PyObject_IS_GC(x))
+        return 1;
+    PyTypeObject *t = Py_TYPE(x);
+    if (t == &PyTuple_Type)
+        return !PyObject_GC_IsTracked(x);
+    return t == (PyTypeObject *)st->atom_type || t == (PyTypeObject *)st->pid_type
+           || t == (PyTypeObject *)st->ref_type || t == (PyTypeObject *)st->port_type
+           || t == (PyTypeObject *)st->export_type;
+}
+
+/* A decoded tuple of cycle-free values ({seq, 1}, {ok, Pid}, a control tuple) is left
+ * out of the collector, as CPython's own collector would only do for tuples of
+ * untracked values after a collection has walked it. */
+static void untrack_if_cycle_free(CoreState *st, PyObject *tuple)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    if (n == 0 || !PyObject_GC_IsTracked(tuple))
+        return;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!cycle_free(st, PyTuple_GET_ITEM(tuple, i)))
+            return;
+    PyObject_GC_UnTrack(tuple);
+}
+
 static PyObject *new_record(PyObject *type)
 {
     PyTypeObject *tp = (PyTypeObject *)type;
@@ -376,7 +407,7 @@ static PyObject *dec_ref(Dec *d, Py_ssize_t *ppos)
         b += cw;
     }
     CoreState *st = d->st;
-    PyObject *ids = PyTuple_New(n);
+    PyObject *ids = untracked(PyTuple_New(n)); /* ints only */
     PyObject *ref = ids ? new_record(st->ref_type) : NULL;
     if (ref == NULL) {
         Py_DECREF(node);
@@ -985,6 +1016,7 @@ static PyObject *decode_loop(Dec *d, Py_ssize_t pos, Py_ssize_t *end)
                 if (f->i < f->n)
                     goto next;
                 v = f->obj;
+                untrack_if_cycle_free(d->st, v);
                 break;
             case F_LIST:
                 if (f->i < f->n) {

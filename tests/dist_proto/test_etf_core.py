@@ -413,3 +413,27 @@ def test_decoded_identifiers_are_not_tracked_by_the_cyclic_gc() -> None:
     assert hash(decoded[3]) == hash(term[3])  # the lazily cached hash works on them too
     gc.collect()
     assert decoded == term
+
+
+@needs_core
+def test_decoded_tuples_of_identifiers_leave_the_collector_and_cycles_stay_collectable() -> None:
+    import gc
+    import weakref
+
+    assert CORE is not None
+    flat = CORE.decode(CORE.encode((Atom("seq"), 1, b"x", "s", 2.5, (Atom("ok"), Pid(NODE, 1, 2, 3)))))
+    assert not gc.is_tracked(flat) and not gc.is_tracked(flat[5])
+    with_list = CORE.decode(CORE.encode((Atom("a"), [1, 2])))
+    with_map = CORE.decode(CORE.encode((Atom("a"), {1: 2})))
+    assert gc.is_tracked(with_list) and gc.is_tracked(with_map)  # a container can lead back
+
+    class Marker:  # freed only if the cycle it sits in is collected
+        pass
+
+    # a cycle through a decoded tuple (tuple -> its list -> the tuple) is still collected
+    marker = Marker()
+    with_list[1].extend([marker, with_list])
+    gone = weakref.ref(marker)
+    del with_list, marker
+    gc.collect()
+    assert gone() is None
