@@ -598,10 +598,10 @@ class GenServer:
         ctx = contextvars.copy_context()
         ctx.run(_current.set, proc)
         pool = self._thread if self._thread is not None else proc.runtime.threads
-        job = pool.submit(fn, *args, context=ctx)
+        job = pool.run(fn, *args, context=ctx)
         proc.job = job
         try:
-            return await asyncio.wrap_future(job.future)
+            return await job.waiter  # type: ignore[misc]
         finally:
             if proc.job is job:
                 proc.job = None

@@ -133,11 +133,11 @@ async def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:
     if proc is None:
         raise NotInProcess("run_blocking outside a process: use asyncio.to_thread")
     ctx = contextvars.copy_context()
-    job = proc.runtime.threads.submit(fn, *args, context=ctx)
+    job = proc.runtime.threads.run(fn, *args, context=ctx)
     previous = proc.job
     proc.job = job
     try:
-        return await asyncio.wrap_future(job.future)
+        return await job.waiter  # type: ignore[misc]
     finally:
         if proc.job is job:
             proc.job = previous

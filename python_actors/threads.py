@@ -23,6 +23,7 @@ whatever the job produces afterwards is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import ctypes
@@ -49,9 +50,12 @@ def _raise_in_thread(ident: int, exc: type[BaseException] | None) -> None:
 
 
 class Job:
-    """One call submitted to the pool: its future, and the thread running it (if any)."""
+    """One call submitted to the pool: its future, and the thread running it (if any).
 
-    __slots__ = ("fn", "args", "context", "future", "thread", "interrupted")
+    ``waiter`` (jobs from :meth:`ActorThreads.run`): the asyncio future the loop awaits,
+    settled from the thread through ``call_soon_threadsafe`` when the job ends."""
+
+    __slots__ = ("fn", "args", "context", "future", "thread", "interrupted", "waiter")
 
     def __init__(
         self, fn: Callable[..., Any], args: tuple[Any, ...], context: contextvars.Context | None
@@ -62,6 +66,7 @@ class Job:
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.thread: int | None = None
         self.interrupted = False
+        self.waiter: asyncio.Future[Any] | None = None
 
     def result(self, timeout: float | None = None) -> Any:
         return self.future.result(timeout)
@@ -104,6 +109,24 @@ class ActorThreads:
     ) -> Job:
         """Run ``fn(*args)`` on a pool thread (inside ``context`` if given)."""
         job = Job(fn, args, context)
+        self._enqueue(job)
+        return job
+
+    def run(
+        self, fn: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+    ) -> Job:
+        """:meth:`submit` for a caller on the event loop: ``await job.waiter`` gives the
+        result. The thread settles the waiter itself (one ``call_soon_threadsafe``), which
+        costs about half of what ``asyncio.wrap_future`` on the job's future does; a
+        waiter cancelled before the job starts cancels the job."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        job = Job(fn, args, context)
+        job.waiter = waiter
+        waiter.add_done_callback(lambda w: job.future.cancel() if w.cancelled() else None)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"thread pool {self._name} is closed")
@@ -112,7 +135,6 @@ class ActorThreads:
             elif len(self._threads) < self._max:
                 self._start_thread()
             self._jobs.put(job)
-        return job
 
     def _start_thread(self) -> None:
         self._n += 1
@@ -188,17 +210,39 @@ class ActorThreads:
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
                 self._finish(job)
                 future.set_exception(exc)
+                _settle_from_thread(job.waiter, exc, None)
             else:
                 self._finish(job)
                 future.set_result(value)
+                _settle_from_thread(job.waiter, None, value)
         except Killed:
             # Raised after the job's code returned, before _finish cleared it.
             self._finish(job)
             if not future.done():
                 future.set_exception(Killed())
+                _settle_from_thread(job.waiter, Killed(), None)
 
     def _finish(self, job: Job) -> None:
         with self._lock:
             job.thread = None
             if job.interrupted:
                 _raise_in_thread(threading.get_ident(), None)  # clear one still pending
+
+
+def _settle_from_thread(waiter: asyncio.Future[Any] | None, exc: BaseException | None, value: Any) -> None:
+    """Hand a job's outcome to the loop awaiting it (a no-op for :meth:`ActorThreads.submit` jobs)."""
+    if waiter is None:
+        return
+    try:
+        waiter.get_loop().call_soon_threadsafe(_settle, waiter, exc, value)
+    except RuntimeError:  # the loop is closed: nobody awaits it any more
+        pass
+
+
+def _settle(waiter: asyncio.Future[Any], exc: BaseException | None, value: Any) -> None:
+    if waiter.done():  # cancelled meanwhile (the process was killed)
+        return
+    if exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(value)

@@ -343,3 +343,28 @@ async def test_call_to_a_killed_blocked_server_fails_with_killed() -> None:
             await asyncio.wait_for(pending, 5)
         assert err.value.why == KILLED
         ev["release"].set()
+
+
+async def test_actor_threads_run_settles_the_waiter_from_the_thread() -> None:
+    """ActorThreads.run (what a thread callback's hop uses): result, exception, and a
+    waiter cancelled before its job starts cancels the job."""
+    from python_actors.threads import ActorThreads
+
+    pool = ActorThreads(name="run-test", max_threads=1)
+    try:
+        loop_thread = threading.get_ident()
+        job = pool.run(threading.get_ident)
+        assert await job.waiter != loop_thread  # ran on the pool's thread
+        failing = pool.run(int, "not a number")
+        with pytest.raises(ValueError):
+            await failing.waiter
+        gate = threading.Event()
+        blocker = pool.run(gate.wait, 5)  # holds the only thread
+        queued = pool.run(lambda: "ran")
+        queued.waiter.cancel()
+        gate.set()
+        assert await blocker.waiter is True
+        await asyncio.sleep(0.05)
+        assert queued.future.cancelled()  # never ran
+    finally:
+        pool.close()
