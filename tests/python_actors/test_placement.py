@@ -362,6 +362,7 @@ async def test_actor_threads_run_settles_the_waiter_from_the_thread() -> None:
         blocker = pool.run(gate.wait, 5)  # holds the only thread
         queued = pool.run(lambda: "ran")
         queued.waiter.cancel()
+        await asyncio.sleep(0)  # the waiter's done-callbacks run in the next loop pass
         gate.set()
         assert await blocker.waiter is True
         await asyncio.sleep(0.05)
