@@ -205,7 +205,7 @@ class DistConnection:
         self._sequences: dict[int, _Sequence] = {}
         self._next_seq = 1
         self._error: ProtocolError | None = None
-        self._deferred: BaseException | None = None
+        self._deferred: Exception | None = None
         # the compiled scan of steady-state frames (drain); payloads with a mapping
         # decode through the Python framing
         scan = etf.ACTIVE.scan_frames if compiled_framing and self.mapping is None else None
@@ -259,7 +259,7 @@ class DistConnection:
                         for control in it:
                             out.append(_control(control, next(it)) if type(control) is tuple else control)
                 ev = next_event()
-            except BaseException as exc:
+            except Exception as exc:  # (an interrupt is not held back)
                 if isinstance(exc, ProtocolError) and self._error is None:
                     self._error = exc  # a bad control term: the connection is done, as in next_event
                 if not out:
