@@ -94,7 +94,8 @@ static int context_options(CoreState *st, DecodeContext *ctx, PyObject *mapping)
     return 0;
 }
 
-static DecodeContext *make_context(CoreState *st, PyObject *atom_cache, PyObject *mapping)
+/* A context with no atom cache (size -1) and the default codec options. */
+static DecodeContext *new_context(void)
 {
     DecodeContext *ctx = PyObject_New(DecodeContext, &DecodeContext_Type);
     if (ctx == NULL)
@@ -103,6 +104,14 @@ static DecodeContext *make_context(CoreState *st, PyObject *atom_cache, PyObject
     ctx->size = -1;
     ctx->strings = ctx->charlists = 0;
     ctx->struct_hook = NULL;
+    return ctx;
+}
+
+static DecodeContext *make_context(CoreState *st, PyObject *atom_cache, PyObject *mapping)
+{
+    DecodeContext *ctx = new_context();
+    if (ctx == NULL)
+        return NULL;
     if (context_options(st, ctx, mapping) < 0) {
         Py_DECREF(ctx);
         return NULL;
@@ -254,13 +263,10 @@ static PyObject *mod_decode_dist(PyObject *module, PyObject *const *args, Py_ssi
 /* A context for a distribution header whose N entries all refer to cached atoms. */
 static DecodeContext *header_context(CoreState *st, PyObject *const *atoms, int n)
 {
-    DecodeContext *ctx = PyObject_New(DecodeContext, &DecodeContext_Type);
+    DecodeContext *ctx = new_context();
     if (ctx == NULL)
         return NULL;
-    memset(ctx->resolved, 0, sizeof(ctx->resolved));
     ctx->size = n;
-    ctx->strings = ctx->charlists = 0;
-    ctx->struct_hook = NULL;
     for (int i = 0; i < n; i++)
         ctx->resolved[i] = special_value(atoms[i], st);
     return ctx;

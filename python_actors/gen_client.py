@@ -17,7 +17,7 @@ from .process import Process, _maybe_current
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["GEN_CALL", "GEN_CAST", "call", "cast", "reply", "stop"]
+__all__ = ["GEN_CALL", "GEN_CAST", "call", "cast", "gen_call", "reply", "stop"]
 
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
@@ -48,12 +48,21 @@ async def call(
     ``{Why, {gen_server, call, [Server, Request, Timeout]}}`` — ``Why`` is
     ``timeout``, ``noproc``, ``{nodedown, Node}`` or the server's exit reason.
     """
+    return await gen_call(server, request, timeout, runtime)
+
+
+async def gen_call(
+    server: Any, request: Any, timeout: float | None, runtime: Runtime | None, label: Atom = GEN_CALL
+) -> Any:
+    """``gen:call(Server, Label, Request, Timeout)`` from the current process, or from a
+    short-lived one on ``runtime`` outside any process; ``label`` is ``'$gen_call'``
+    (:func:`call`) or ``system`` (``sys``'s requests)."""
     proc, rt = _caller(runtime)
     if proc is not None:
-        return await _call(proc, server, request, timeout)
+        return await _call(proc, server, request, timeout, label)
     tmp = rt._add(None)
     try:
-        return await _call(tmp, server, request, timeout)
+        return await _call(tmp, server, request, timeout, label)
     finally:
         rt._exit_process(tmp, NORMAL)
 

@@ -50,7 +50,7 @@ from dist_proto.terms import Atom, ExportFun, Fun, Pid
 
 from . import gen_server as gs
 from .errors import EXIT, ActorError, CallError, reason_of
-from .gen_client import _call
+from .gen_client import gen_call
 from .process import _maybe_current
 from .sys_debug import SysState, debug_command, debugged, state_of, term_text
 
@@ -431,18 +431,7 @@ def _opaque(value: Any) -> Any:
 
 async def _sys_call(server: Any, request: Any, timeout: float | None, runtime: Runtime | None) -> Any:
     """``gen:call(Server, system, Request, Timeout)`` (``sys:send_system_msg``)."""
-    proc = _maybe_current()
-    if proc is not None and (runtime is None or proc.runtime is runtime) and proc.alive:
-        return await _call(proc, server, request, timeout, _SYSTEM)
-    if runtime is None:
-        from .errors import NotInProcess
-
-        raise NotInProcess("outside a process pass runtime=")
-    tmp = runtime._add(None)
-    try:
-        return await _call(tmp, server, request, timeout, _SYSTEM)
-    finally:
-        runtime._exit_process(tmp, Atom("normal"))
+    return await gen_call(server, request, timeout, runtime, _SYSTEM)
 
 
 def _ok_value(res: Any) -> Any:
